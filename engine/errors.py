@@ -1,0 +1,5 @@
+"""Errors that mean "the input was wrong": the CLI prints them as one line and exits 2, the UI shows them."""
+
+
+class UserError(ValueError):
+    """Bad input from the user: a file, a value, a setting. The message is one line naming what and where."""

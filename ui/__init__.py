@@ -1,0 +1,1 @@
+"""Streamlit-only helpers: session-state keys, cached loaders, shared widgets, figure builders."""
