@@ -15,6 +15,7 @@ from engine.errors import UserError
 OBJECTIVES = ("contrastive", "mfp", "both")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 NORMS = ("batch", "layer")
+PRECISIONS = ("auto", "fp32", "bf16")  # "auto": bf16 autocast where it pays (engine.device)
 
 
 class ConfigError(UserError):
@@ -79,6 +80,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     max_rows: int = 0  # 0 = all rows; otherwise a seeded sample of this many rows
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast; see engine.device)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be an integer >= 1, got epochs={self.epochs!r}")
@@ -97,6 +99,7 @@ class TrainConfig:
         _check(isinstance(self.seed, int), f"seed must be an integer, got seed={self.seed!r}")
         _check(self.device in DEVICES, f"device must be one of {DEVICES}, got device={self.device!r}")
         _check(isinstance(self.max_rows, int) and self.max_rows >= 0, f"max_rows must be an integer >= 0, got max_rows={self.max_rows!r}")
+        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got precision={self.precision!r}")
 
 
 @dataclass(frozen=True)

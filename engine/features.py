@@ -146,7 +146,7 @@ def _canonical_texts(uniques: pd.Index | np.ndarray) -> np.ndarray:
     if pd.api.types.is_bool_dtype(dtype):
         return np.where(np.asarray(uniques, dtype=bool), "true", "false").astype(object)
     if pd.api.types.is_integer_dtype(dtype):
-        return np.asarray(uniques, dtype=np.int64).astype(str).astype(object)
+        return np.asarray(uniques).astype(str).astype(object)
     if pd.api.types.is_float_dtype(dtype):
         return _float_texts(np.asarray(uniques))
     if pd.api.types.is_string_dtype(dtype) and pd.api.types.infer_dtype(uniques, skipna=True) == "string":
@@ -227,7 +227,7 @@ def epoch_seconds(series: pd.Series) -> np.ndarray:
 def seconds_of_week(series: pd.Series) -> np.ndarray:
     """float32 seconds since Monday 00:00 UTC of each event's week, in [0, 604800); NaN = missing."""
     seconds = epoch_seconds(series)
-    seconds[~np.isfinite(seconds)] = np.nan
+    seconds = np.where(np.isfinite(seconds), seconds, np.nan)
     into_week = np.mod(seconds + EPOCH_SECONDS_INTO_WEEK, WEEK_S).astype(np.float32)
     # float32 rounding can turn 604799.97 into 604800.0: wrap it back to the week's start.
     into_week[into_week >= WEEK_S] -= WEEK_S

@@ -11,14 +11,15 @@ from engine.errors import UserError
 from engine.ingest import load
 from engine.sample import generate_file
 from engine.schema import Schema, infer_schema
-from ui.state import DEMO_PATH, Dataset
+from ui.state import Dataset, demo_path
 
 DEMO_EVENTS = 72_000
 DEMO_SEED = 0
 
 
-def ensure_demo_file(path: Path = DEMO_PATH) -> Path:
+def ensure_demo_file() -> Path:
     """The demo dataset on disk (``make run`` generates it; generate here if someone deleted it)."""
+    path = demo_path()
     if not path.exists():
         generate_file(path, DEMO_EVENTS, DEMO_SEED)
     return path

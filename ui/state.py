@@ -5,6 +5,7 @@ workflow (data -> schema -> augmentation -> training -> explorer) has one defini
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,17 @@ from engine.ingest import IngestReport
 from engine.schema import Schema
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_PATH = ROOT / "data" / "demo" / "ocsf_demo.parquet"
-RUNS_DIR = ROOT / "runs"
+
+
+def demo_path() -> Path:
+    """The bundled demo file; OCSF_STUDIO_DEMO points the app (and its tests) elsewhere."""
+    return Path(os.environ.get("OCSF_STUDIO_DEMO", ROOT / "data" / "demo" / "ocsf_demo.parquet"))
+
+
+def runs_dir() -> Path:
+    """Where training runs live; OCSF_STUDIO_RUNS points the app (and its tests) elsewhere."""
+    return Path(os.environ.get("OCSF_STUDIO_RUNS", ROOT / "runs"))
+
 
 DATASET = "dataset"
 SCHEMA = "schema"
@@ -60,6 +70,6 @@ def workflow_steps() -> list[tuple[str, bool]]:
         ("Load events", data is not None),
         ("Type the columns", sch is not None),
         ("Check augmentation", bool(st.session_state.get("augment_reviewed"))),
-        ("Train a model", any(RUNS_DIR.glob("*/status.json")) if RUNS_DIR.exists() else False),
+        ("Train a model", any(runs_dir().glob("*/status.json"))),
         ("Explore embeddings", bool(st.session_state.get("explorer_opened"))),
     ]

@@ -1,0 +1,412 @@
+"""The four readers: JSON lines, JSON documents (array / object), CSV and Parquet.
+
+Each reads its input in bounded pieces and yields Segments (engine.ingest_arrow), counting rows
+read and rejecting bad ones with their 1-based line number (row number for Parquet) in the log.
+Fast path everywhere is pyarrow; a piece pyarrow refuses is retried in halves, and pieces of a few
+hundred lines are parsed with the json module, which can say which line is wrong and why.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import re
+from typing import BinaryIO, Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from engine.ingest_arrow import ArrowJsonReader, NotArrowFriendly, Segment, records_to_segment, table_to_segment
+from engine.ingest_report import ReadLog, one_line
+
+CHUNK_BYTES = 32 << 20  # JSON lines are read this many bytes at a time (the whole file is never held)
+PYTHON_LINES = 512  # a failing piece this small is parsed line by line
+RECORD_BATCH = 50_000  # parsed records (JSON documents, CSV fallback) turned into columns at a time
+CSV_BLOCK_BYTES = 16 << 20
+PARQUET_BATCH_ROWS = 256 << 10
+PANDAS_INDEX_PREFIX = "__index_level_"
+
+_NULL_LINE = re.compile(rb"^[ \t]*null[ \t\r]*$", re.MULTILINE)
+_RECORD_LINE = re.compile(rb"^[ \t\r]*\S", re.MULTILINE)
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON lines
+# ----------------------------------------------------------------------------------------------
+def read_jsonl(stream: BinaryIO, log: ReadLog, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Segment]:
+    parser = _JsonLinesParser(log)
+    for first_line, chunk in _line_chunks(stream, chunk_bytes):
+        yield from parser.parse(first_line, chunk)
+
+
+def _line_chunks(stream: BinaryIO, chunk_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """(number of the chunk's first line, whole lines of about chunk_bytes)."""
+    carry = b""
+    line = 1
+    while True:
+        block = stream.read(chunk_bytes)
+        if not block:
+            if carry:
+                yield line, carry
+            return
+        data = carry + block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        chunk, carry = data[: cut + 1], data[cut + 1 :]
+        yield line, chunk
+        line += chunk.count(b"\n")
+
+
+class _JsonLinesParser:
+    def __init__(self, log: ReadLog) -> None:
+        self._log = log
+        self._arrow = ArrowJsonReader()
+
+    def parse(self, first_line: int, chunk: bytes) -> Iterator[Segment]:
+        try:
+            segment = self._parse_arrow(chunk)
+        except NotArrowFriendly:
+            pass
+        else:
+            self._log.rows_read += segment.n_rows
+            yield segment
+            return
+        n_lines = chunk.count(b"\n")
+        middle = chunk.find(b"\n", len(chunk) // 2)
+        if n_lines <= PYTHON_LINES or middle < 0 or middle == len(chunk) - 1:
+            yield self._parse_python(first_line, chunk)
+            return
+        left, right = chunk[: middle + 1], chunk[middle + 1 :]
+        yield from self.parse(first_line, left)
+        yield from self.parse(first_line + left.count(b"\n"), right)
+
+    def _parse_arrow(self, chunk: bytes) -> Segment:
+        # pyarrow reads "null" lines as empty rows and two objects on one line as two rows;
+        # both must be caught here so rows and line numbers stay honest.
+        if (b"null\n" in chunk or chunk.endswith(b"null") or b"null\r\n" in chunk) and _NULL_LINE.search(chunk):
+            raise NotArrowFriendly("a line holds null")
+        table = self._arrow.read(chunk)
+        expected = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        if table.num_rows != expected and table.num_rows != len(_RECORD_LINE.findall(chunk)):
+            raise NotArrowFriendly("rows do not match lines")
+        try:
+            table.validate(full=True)  # pyarrow does not check UTF-8 while parsing JSON
+        except pa.ArrowException as exc:
+            raise NotArrowFriendly(str(exc)) from None
+        return table_to_segment(table)
+
+    def _parse_python(self, first_line: int, chunk: bytes) -> Segment:
+        records = []
+        for offset, raw in enumerate(chunk.split(b"\n")):
+            if not raw.strip():
+                continue
+            self._log.rows_read += 1
+            record = _parse_line(raw, first_line + offset, self._log)
+            if record is not None:
+                records.append(record)
+        return records_to_segment(records)
+
+
+def _parse_line(raw: bytes, line: int, log: ReadLog) -> dict | None:
+    try:
+        value = json.loads(raw)
+    except UnicodeDecodeError:
+        log.reject(line, "invalid UTF-8")
+        return None
+    except json.JSONDecodeError as exc:
+        truncated = exc.pos >= len(raw.rstrip()) - 1
+        log.reject(line, f"{'truncated' if truncated else 'invalid'} JSON: {exc.msg} (column {exc.colno})")
+        return None
+    except RecursionError:
+        log.reject(line, "JSON nested too deeply")
+        return None
+    if not isinstance(value, dict):
+        log.reject(line, f"not a JSON object (got {_json_kind(value)})")
+        return None
+    return value
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else type(value).__name__
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON documents: one object, an array of objects, or objects one after another (pretty-printed)
+# ----------------------------------------------------------------------------------------------
+def read_json_document(stream: BinaryIO, log: ReadLog) -> Iterator[Segment]:
+    records: list[dict] = []
+    for line, value in _JsonValues(stream, log):
+        log.rows_read += 1
+        if isinstance(value, dict):
+            records.append(value)
+        else:
+            log.reject(line, f"not a JSON object (got {_json_kind(value)})")
+        if len(records) >= RECORD_BATCH:
+            yield records_to_segment(records)
+            records = []
+    if records:
+        yield records_to_segment(records)
+
+
+class _JsonValues:
+    """Streams the top-level values of a JSON document (the elements, if it is an array).
+
+    json.JSONDecoder.raw_decode does the parsing (C speed); we only keep a text window.
+    After a bad element we skip to the next line that opens an object at the same indent.
+    """
+
+    READ_CHARS = 8 << 20
+
+    def __init__(self, stream: BinaryIO, log: ReadLog) -> None:
+        self._reader = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stream = stream
+        self._log = log
+        self._text = ""
+        self._pos = 0
+        self._line = 1  # line number at self._pos
+        self._eof = False
+        self._decoder = json.JSONDecoder()
+        self._replaced_noted = False
+
+    def __iter__(self) -> Iterator[tuple[int, object]]:
+        self._skip_space()
+        in_array = self._peek() == "["
+        if in_array:
+            self._advance(1)
+        indent: str | None = None
+        while True:
+            self._skip_space()
+            char = self._peek()
+            if char == "":
+                if in_array:
+                    self._log.note(self._line, "truncated JSON: the array is not closed")
+                return
+            if in_array and char == "]":
+                return
+            if indent is None:
+                indent = self._current_indent()
+            value = self._decode()
+            if value is _BAD:
+                if not self._resync(indent):
+                    return
+                continue
+            yield value
+            self._skip_space()
+            if in_array and self._peek() == ",":
+                self._advance(1)
+
+    def _decode(self) -> object:
+        start_line = self._line
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._text, self._pos)
+            except json.JSONDecodeError as exc:
+                if not self._eof and _maybe_incomplete(exc, len(self._text)):
+                    self._fill(grow=True)
+                    continue
+                reason = "truncated JSON" if self._eof and _maybe_incomplete(exc, len(self._text)) else "invalid JSON"
+                return self._bad(start_line, f"{reason}: {exc.msg}")
+            except RecursionError:
+                return self._bad(start_line, "JSON nested too deeply")
+            self._advance(end - self._pos)
+            return value
+
+    def _bad(self, line: int, reason: str) -> object:
+        self._log.rows_read += 1
+        self._log.reject(line, reason)
+        return _BAD
+
+    def _resync(self, indent: str) -> bool:
+        """Move to the next line that starts an object at the elements' indent; False at the end."""
+        pattern = re.compile("\n" + re.escape(indent) + r"\{")
+        while True:
+            found = pattern.search(self._text, self._pos + 1)
+            if found:
+                self._advance(found.start() + 1 - self._pos)
+                return True
+            if self._eof:
+                return False
+            self._fill(grow=True)
+
+    # -- the text window -------------------------------------------------------------------
+    def _peek(self) -> str:
+        if self._pos >= len(self._text):
+            self._fill()
+        return self._text[self._pos : self._pos + 1]
+
+    def _skip_space(self) -> None:
+        while True:
+            match = _NON_SPACE.search(self._text, self._pos)
+            if match:
+                self._advance(match.start() - self._pos)
+                return
+            self._advance(len(self._text) - self._pos)
+            if self._eof:
+                return
+            self._fill()
+
+    def _advance(self, n: int) -> None:
+        self._line += self._text.count("\n", self._pos, self._pos + n)
+        self._pos += n
+
+    def _current_indent(self) -> str:
+        line_start = self._text.rfind("\n", 0, self._pos) + 1
+        before = self._text[line_start : self._pos]
+        return before if not before.strip() else ""
+
+    def _fill(self, grow: bool = False) -> None:
+        if self._eof:
+            return
+        # Growing geometrically keeps a long element from being re-parsed many times.
+        size = max(self.READ_CHARS, len(self._text) - self._pos) if grow else self.READ_CHARS
+        block = self._stream.read(size)
+        text = self._reader.decode(block, final=not block)
+        if "\ufffd" in text and not self._replaced_noted:
+            self._replaced_noted = True
+            self._log.coerced(f"invalid UTF-8 bytes replaced with U+FFFD (near line {self._line})")
+        self._eof = not block
+        self._text = self._text[self._pos :] + text  # drop what has been consumed
+        self._pos = 0
+
+
+_BAD = object()
+_NON_SPACE = re.compile(r"\S")
+
+
+def _maybe_incomplete(exc: json.JSONDecodeError, text_length: int) -> bool:
+    return exc.pos >= text_length - 1 or exc.msg.startswith("Unterminated string")
+
+
+# ----------------------------------------------------------------------------------------------
+# CSV
+# ----------------------------------------------------------------------------------------------
+def read_csv(stream: BinaryIO, log: ReadLog, reopen: Callable[[], BinaryIO]) -> Iterator[Segment]:
+    header = _csv_header(stream)
+    if not header:
+        raise log.error("file is empty")
+    try:
+        segments = _read_csv_arrow(stream, header, log)
+    except NotArrowFriendly:
+        log.rows_read = log.rows_rejected = 0
+        log.problems.clear()
+        yield from _read_csv_python(reopen(), header, log)
+        return
+    yield from segments
+
+
+def _csv_header(stream: BinaryIO) -> list[str]:
+    head = stream.peek(1 << 20)[: 1 << 20] if hasattr(stream, "peek") else b""
+    text = head.decode("utf-8-sig", errors="replace")
+    row = next(csv.reader(io.StringIO(text)), [])
+    return unique_names(row)
+
+
+def unique_names(row: list[str]) -> list[str]:
+    """Header cells as column names: blank ones get a position name, repeats a suffix."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for position, cell in enumerate(row, start=1):
+        name = cell.strip() or f"column_{position}"
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate)
+        names.append(candidate)
+    return names
+
+
+def _read_csv_arrow(stream: BinaryIO, header: list[str], log: ReadLog) -> list[Segment]:
+    segments: list[Segment] = []
+
+    def on_invalid_row(row: pcsv.InvalidRow) -> str:
+        # With one parsing thread pyarrow knows the row number (header = 1); it equals the line
+        # number unless quoted values span lines.
+        log.rows_read += 1
+        log.reject(row.number, f"expected {row.expected_columns} fields, got {row.actual_columns}")
+        return "skip"
+
+    options = dict(
+        read_options=pcsv.ReadOptions(column_names=header, skip_rows=1, block_size=CSV_BLOCK_BYTES, use_threads=False),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
+        convert_options=pcsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},  # typed later, over the whole file
+            strings_can_be_null=True,
+            null_values=["", "null", "NULL", "NaN", "nan", "None"],
+        ),
+    )
+    try:
+        reader = pcsv.open_csv(stream, **options)
+        for batch in reader:
+            log.rows_read += batch.num_rows
+            segments.append(table_to_segment(pa.Table.from_batches([batch])))
+    except pa.ArrowInvalid as exc:  # invalid UTF-8, mostly: the Python reader can say which row
+        raise NotArrowFriendly(str(exc)) from None
+    return segments
+
+
+def _read_csv_python(stream: BinaryIO, header: list[str], log: ReadLog) -> Iterator[Segment]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.reader(text)
+    next(reader, None)
+    rows: list[dict] = []
+    start_line = reader.line_num + 1
+    for row in reader:
+        line, start_line = start_line, reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue
+        log.rows_read += 1
+        if len(row) != len(header):
+            log.reject(line, f"expected {len(header)} fields, got {len(row)}")
+        elif any(_has_surrogates(cell) for cell in row):
+            log.reject(line, "invalid UTF-8")
+        else:
+            rows.append({name: (cell if cell != "" else None) for name, cell in zip(header, row)})
+        if len(rows) >= RECORD_BATCH:
+            yield _text_rows_segment(rows, header)
+            rows = []
+    text.detach()
+    if rows:
+        yield _text_rows_segment(rows, header)
+
+
+def _has_surrogates(cell: str) -> bool:
+    try:
+        cell.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _text_rows_segment(rows: list[dict], header: list[str]) -> Segment:
+    table = pa.table({name: pa.array([row[name] for row in rows], pa.string()) for name in header})
+    return table_to_segment(table)
+
+
+# ----------------------------------------------------------------------------------------------
+# Parquet
+# ----------------------------------------------------------------------------------------------
+def read_parquet(file: BinaryIO, log: ReadLog) -> Iterator[Segment]:
+    try:
+        parquet = pq.ParquetFile(file)
+        columns = [name for name in parquet.schema_arrow.names if not name.startswith(PANDAS_INDEX_PREFIX)]
+        dropped = len(parquet.schema_arrow.names) - len(columns)
+        if dropped:
+            log.rename(f"dropped {dropped} pandas index column(s) ({PANDAS_INDEX_PREFIX}*)")
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+            log.rows_read += batch.num_rows
+            yield table_to_segment(pa.Table.from_batches([batch]))
+    except (pa.ArrowException, OSError) as exc:
+        raise log.error(f"cannot read Parquet: {one_line(str(exc))}") from None

@@ -1,0 +1,184 @@
+"""Self-supervised losses: SimCLR NT-Xent and masked feature prediction (MFP), plus collapse diagnostics.
+
+In the style of lightly's losses: plain functions over tensors, each tested against a slow NumPy
+reference written from its paper (tests/engine/test_losses.py).
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from engine.config import OBJECTIVES
+from engine.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+_IGNORE = -100  # F.cross_entropy's ignore_index: unmasked categorical cells carry it as their target
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
+    """NT-Xent (Chen et al. 2020, SimCLR eq. 1) averaged over all 2N anchors.
+
+    Row i of ``z1`` and row i of ``z2`` are two views of one record: each view's positive is the
+    other view, its negatives are the other 2N - 2 views. Computed in float32 even under autocast,
+    because exp(sim / t) at t = 0.07 overflows half precision.
+
+    Shape:
+        z1, z2: (N, d) -> scalar
+    """
+    _check(z1.shape == z2.shape and z1.dim() == 2, f"z1 and z2 must both be [N, d], got {list(z1.shape)} and {list(z2.shape)}")
+    _check(temperature > 0, f"temperature must be positive, got temperature={temperature!r}")
+    n = z1.shape[0]
+    with torch.autocast(device_type=z1.device.type, enabled=False):
+        z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+        logits = (z @ z.T) / temperature
+        self_pairs = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+        logits = logits.masked_fill(self_pairs, float("-inf"))
+        index = torch.arange(n, device=z.device)
+        positives = torch.cat([index + n, index])
+        return F.cross_entropy(logits, positives)
+
+
+def _mfp_terms(
+    cat_logits: list[Tensor],
+    num_pred: Tensor | None,
+    x_cat_true: Tensor,
+    x_num_true: Tensor,
+    cat_mask: Tensor,
+    num_mask: Tensor,
+    cat_weight: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(loss, mean CE over masked categorical cells, mean squared error over masked numeric cells) as tensors."""
+    _check(0.0 <= cat_weight <= 1.0, f"cat_weight must be in [0, 1], got cat_weight={cat_weight!r}")
+    _check(len(cat_logits) == x_cat_true.shape[1], f"got {len(cat_logits)} categorical heads for {x_cat_true.shape[1]} categorical columns")
+    device = x_cat_true.device
+    zero = torch.zeros((), device=device)
+
+    ce = zero
+    if cat_logits:
+        # Unmasked cells get the ignore index, so cross-entropy never sees them (nor their logits).
+        targets = torch.where(cat_mask, x_cat_true, _IGNORE)
+        ce_sum = sum(F.cross_entropy(logits.float(), targets[:, i], ignore_index=_IGNORE, reduction="sum") for i, logits in enumerate(cat_logits))
+        ce = ce_sum / cat_mask.sum().clamp(min=1)
+
+    mse = zero
+    if num_pred is not None:
+        _check(num_pred.shape == x_num_true.shape, f"num_pred must have shape {list(x_num_true.shape)}, got {list(num_pred.shape)}")
+        error = torch.where(num_mask, num_pred.float() - x_num_true.float(), 0.0)
+        mse = error.square().sum() / num_mask.sum().clamp(min=1)
+
+    # A side with no columns at all gives its weight to the other: with only numeric columns MFP is the MSE.
+    if not cat_logits:
+        cat_weight = 0.0
+    elif num_pred is None:
+        cat_weight = 1.0
+    return cat_weight * ce + (1.0 - cat_weight) * mse, ce, mse
+
+
+def mfp_loss(
+    cat_logits: list[Tensor],
+    num_pred: Tensor | None,
+    x_cat_true: Tensor,
+    x_num_true: Tensor,
+    cat_mask: Tensor,
+    num_mask: Tensor,
+    cat_weight: float = 0.5,
+) -> tuple[Tensor, dict[str, float]]:
+    """Masked feature prediction (tutorial Part 3, after BERT's masked LM): predict masked cells only.
+
+    Cross-entropy over masked categorical cells (target: the true index, never MASK) and MSE over
+    masked numeric cells, each averaged over its masked cells, combined as
+    ``cat_weight * CE + (1 - cat_weight) * MSE``. A part with no masked cells in the batch is 0;
+    when the table has no categorical (numeric) columns at all the loss is the MSE (CE) alone.
+
+    Shape:
+        cat_logits: [(N, card_i)]; num_pred: (N, n_num) or None; x_cat_true, cat_mask: (N, n_cat);
+        x_num_true, num_mask: (N, n_num) -> (scalar, {"mfp_cat": float, "mfp_num": float})
+    """
+    loss, ce, mse = _mfp_terms(cat_logits, num_pred, x_cat_true, x_num_true, cat_mask, num_mask, cat_weight)
+    ce_value, mse_value = torch.stack([ce, mse]).tolist()
+    return loss, {"mfp_cat": ce_value, "mfp_num": mse_value}
+
+
+def combined_loss(
+    objective: str,
+    *,
+    mfp_weight: float,
+    temperature: float,
+    z1: Tensor | None = None,
+    z2: Tensor | None = None,
+    cat_logits: list[Tensor] | None = None,
+    num_pred: Tensor | None = None,
+    x_cat_true: Tensor | None = None,
+    x_num_true: Tensor | None = None,
+    cat_mask: Tensor | None = None,
+    num_mask: Tensor | None = None,
+    cat_weight: float = 0.5,
+) -> tuple[Tensor, dict[str, float]]:
+    """The training objective: "contrastive", "mfp" or "both" = (1 - w) * contrastive + w * mfp.
+
+    ``z1``/``z2`` (projection-head outputs of two views) are needed for "contrastive" and "both";
+    the MFP arguments (as for ``mfp_loss``) for "mfp" and "both". Returns the loss and detached
+    floats for logging: {"loss", "contrastive", "mfp", "mfp_cat", "mfp_num"}; a part the objective
+    does not compute is 0.0, so every key is always present.
+    """
+    _check(objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got objective={objective!r}")
+    _check(0.0 <= mfp_weight <= 1.0, f"mfp_weight must be in [0, 1], got mfp_weight={mfp_weight!r}")
+    contrastive = mfp = ce = mse = None
+    if objective in ("contrastive", "both"):
+        _check(z1 is not None and z2 is not None, f"objective={objective!r} needs z1 and z2")
+        contrastive = nt_xent(z1, z2, temperature)
+    if objective in ("mfp", "both"):
+        needed = (cat_logits, x_cat_true, x_num_true, cat_mask, num_mask)
+        _check(all(a is not None for a in needed), f"objective={objective!r} needs cat_logits, x_cat_true, x_num_true, cat_mask and num_mask")
+        mfp, ce, mse = _mfp_terms(cat_logits, num_pred, x_cat_true, x_num_true, cat_mask, num_mask, cat_weight)
+
+    if objective == "contrastive":
+        loss = contrastive
+    elif objective == "mfp":
+        loss = mfp
+    else:
+        loss = (1.0 - mfp_weight) * contrastive + mfp_weight * mfp
+    # One device-to-host copy for all the logged figures.
+    parts = [loss, contrastive, mfp, ce, mse]
+    values = torch.stack([loss.new_zeros(()) if p is None else p.detach() for p in parts]).tolist()
+    return loss, dict(zip(("loss", "contrastive", "mfp", "mfp_cat", "mfp_num"), values))
+
+
+@torch.no_grad()
+def collapse_diagnostics(z1: Tensor, z2: Tensor) -> dict[str, float]:
+    """Figures that reveal representation collapse, for the trainer to log (SimSiam, Chen & He 2021, section 4.1).
+
+    On L2-normalised outputs: ``std_mean`` / ``std_min`` are the per-dimension standard deviation
+    over the batch averaged / minimised across dimensions (about 1/sqrt(d), reported as
+    ``std_reference``, when spread out; 0 when collapsed); ``pos_cosine`` is the mean cosine of the
+    two views of a record, ``neg_cosine`` the mean cosine of views of different records, and
+    ``cosine_gap`` their difference (near 0 when every record maps to the same point).
+
+    Shape:
+        z1, z2: (N, d) with N >= 2 -> dict of floats
+    """
+    _check(z1.shape == z2.shape and z1.dim() == 2 and z1.shape[0] >= 2, f"z1 and z2 must both be [N, d] with N >= 2, got {list(z1.shape)} and {list(z2.shape)}")
+    n, d = z1.shape
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    std = z.std(dim=0)
+    cosine = z[:n] @ z[n:].T  # [N, N]: view 1 of record i against view 2 of record j
+    pos = cosine.diagonal().mean()
+    neg = (cosine.sum() - cosine.diagonal().sum()) / (n * (n - 1))
+    std_mean, std_min, pos_value, neg_value = torch.stack([std.mean(), std.min(), pos, neg]).tolist()
+    return {
+        "std_mean": std_mean,
+        "std_min": std_min,
+        "std_reference": d ** -0.5,
+        "pos_cosine": pos_value,
+        "neg_cosine": neg_value,
+        "cosine_gap": pos_value - neg_value,
+    }

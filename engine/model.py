@@ -1,0 +1,251 @@
+"""TabularResNet, its self-supervised heads and input masking (Part 2 of the tutorial series).
+
+Written in the style of rtdl-revisiting-models: keyword-only constructors, ``d_*`` sizes and
+``n_*`` counts, a ``Shape:`` note per module, and ``# NOTE[DIFF]`` where we depart from the
+tutorial's published snippets (see DESIGN.md "Model" for the defects they had).
+
+Inputs are what ``FeatureEncoder.model_inputs`` returns: ``x_num`` float32 [N, n_num] (standardised,
+0 = the column mean) and ``x_cat`` int64 [N, n_cat] vocabulary indices, where index 0 is reserved
+for MASK/PAD and 1 for UNKNOWN, so real categories start at 2. A table without numeric (or without
+categorical) columns passes an [N, 0] tensor for that side.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from engine.config import NORMS, ModelConfig
+from engine.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+MASK_INDEX = 0  # the reserved categorical index meaning "masked / padding"; never a real category
+UNKNOWN_INDEX = 1  # rare or unseen categories; real categories start at 2
+
+# Dropout draws 15 random bits per cell (see _dropout_multipliers): the drop probability is
+# rounded to a multiple of 2**-15 (0.1 becomes 0.100006), far below anything training can notice.
+_DROPOUT_BITS = 15
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def _make_norm(norm: str, d: int) -> nn.Module:
+    return nn.BatchNorm1d(d) if norm == "batch" else nn.LayerNorm(d)
+
+
+class ResidualBlock(nn.Module):
+    """One residual block of the tutorial's TabularResNet (a ResNet-style MLP block, He et al. 2016).
+
+    Shape:
+        x: (N, d_model) -> (N, d_model)
+    """
+
+    def __init__(self, *, d_model: int, norm: str) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_model)
+        self.norm1 = _make_norm(norm, d_model)
+        self.fc2 = nn.Linear(d_model, d_model)
+        self.norm2 = _make_norm(norm, d_model)
+
+    def forward(self, x: Tensor, keep_hidden: Tensor | None = None, keep_out: Tensor | None = None) -> Tensor:
+        """``keep_*`` are inverted-dropout multipliers (0 or 1 / (1 - p)); None means no dropout."""
+        h = F.relu(self.norm1(self.fc1(x)))
+        if keep_hidden is not None:
+            h = h * keep_hidden
+        h = self.norm2(self.fc2(h))
+        x = F.relu(x + h)
+        if keep_out is not None:
+            x = x * keep_out
+        return x
+
+
+class TabularResNet(nn.Module):
+    """The tutorial series' TabularResNet (Part 2): embedded columns -> residual MLP -> embedding.
+
+    Each categorical column gets an embedding of size d_model // 4, all numeric columns together
+    one Linear to d_model // 2; the concatenation goes through Linear -> Norm -> ReLU, ``n_blocks``
+    residual blocks (fc1 -> Norm -> ReLU -> Dropout -> fc2 -> Norm, + input, ReLU, Dropout) and a
+    final LayerNorm. ``norm="batch"`` (BatchNorm1d, the tutorial's choice and our default) needs
+    batches of more than one row in training (the trainer drops the last partial batch) and
+    ``eval()`` for embeddings; ``norm="layer"`` has neither constraint.
+
+    Shape:
+        x_num: (N, n_num) float; x_cat: (N, len(cardinalities)) int64; num_mask: (N, n_num) bool
+        output: (N, d_model)
+    """
+
+    def __init__(
+        self,
+        *,
+        n_num: int,
+        cardinalities: Sequence[int],
+        d_model: int = 256,
+        n_blocks: int = 6,
+        dropout: float = 0.1,
+        norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        cardinalities = [int(c) for c in cardinalities]
+        _check(n_num >= 0, f"n_num must be >= 0, got n_num={n_num!r}")
+        _check(n_num > 0 or len(cardinalities) > 0, "the model has no inputs: n_num=0 and no categorical columns")
+        _check(all(c >= 2 for c in cardinalities), f"every cardinality must be >= 2 (MASK and UNKNOWN are reserved), got cardinalities={cardinalities}")
+        _check(d_model >= 4 and d_model % 4 == 0, f"d_model must be a positive multiple of 4, got d_model={d_model!r}")
+        _check(n_blocks >= 0, f"n_blocks must be >= 0, got n_blocks={n_blocks!r}")
+        _check(0.0 <= dropout < 1.0, f"dropout must be in [0, 1), got dropout={dropout!r}")
+        _check(norm in NORMS, f"norm must be one of {NORMS}, got norm={norm!r}")
+
+        # NOTE[DIFF]: the tutorial never set self.d_model although later code reads it.
+        self.d_model = d_model
+        self.n_num = n_num
+        self.cardinalities = tuple(cardinalities)
+        self.dropout = dropout
+        self.norm = norm
+
+        d_cat = d_model // 4
+        d_num = d_model // 2
+        # NOTE[DIFF]: with no numeric (or no categorical) columns the matching branch is absent,
+        # instead of a Linear(0, ...) or an empty tensor built on the CPU whatever the device.
+        self.num_linear = nn.Linear(n_num, d_num) if n_num > 0 else None
+        # A learned stand-in for masked numeric cells, as index 0 is for categorical ones: a
+        # masked 0 would otherwise be indistinguishable from a true column mean.
+        self.num_mask_value = nn.Parameter(torch.zeros(n_num)) if n_num > 0 else None
+        self.cat_embeddings = nn.ModuleList(nn.Embedding(card, d_cat) for card in cardinalities)
+        d_in = (d_num if n_num > 0 else 0) + d_cat * len(cardinalities)
+        self.input_linear = nn.Linear(d_in, d_model)
+        self.input_norm = _make_norm(norm, d_model)
+        self.blocks = nn.ModuleList(ResidualBlock(d_model=d_model, norm=norm) for _ in range(n_blocks))
+        self.output_norm = nn.LayerNorm(d_model)
+
+    @classmethod
+    def from_config(cls, model_cfg: ModelConfig, *, n_num: int, cardinalities: Sequence[int]) -> "TabularResNet":
+        return cls(
+            n_num=n_num,
+            cardinalities=cardinalities,
+            d_model=model_cfg.d_model,
+            n_blocks=model_cfg.n_blocks,
+            dropout=model_cfg.dropout,
+            norm=model_cfg.norm,
+        )
+
+    def forward(
+        self,
+        x_num: Tensor,
+        x_cat: Tensor,
+        *,
+        num_mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Embed a batch. ``num_mask`` marks numeric cells masked for MFP (they take a learned value);
+        ``generator`` (on the inputs' device) draws the dropout masks; None uses torch's default one."""
+        self._check_inputs(x_num, x_cat)
+        x = F.relu(self.input_norm(self.input_linear(self._embed_columns(x_num, x_cat, num_mask))))
+        keep = self._dropout_multipliers(x, generator)
+        for i, block in enumerate(self.blocks):
+            x = block(x) if keep is None else block(x, keep[2 * i], keep[2 * i + 1])
+        return self.output_norm(x)
+
+    def _check_inputs(self, x_num: Tensor, x_cat: Tensor) -> None:
+        _check(x_num.dim() == 2 and x_num.shape[1] == self.n_num, f"x_num must have shape [N, {self.n_num}], got {list(x_num.shape)}")
+        _check(x_cat.dim() == 2 and x_cat.shape[1] == len(self.cardinalities), f"x_cat must have shape [N, {len(self.cardinalities)}], got {list(x_cat.shape)}")
+        _check(x_num.shape[0] == x_cat.shape[0], f"x_num and x_cat must have the same rows, got {x_num.shape[0]} and {x_cat.shape[0]}")
+
+    def _embed_columns(self, x_num: Tensor, x_cat: Tensor, num_mask: Tensor | None) -> Tensor:
+        parts = []
+        if self.num_linear is not None:
+            if num_mask is not None:
+                x_num = torch.where(num_mask, self.num_mask_value, x_num)
+            parts.append(self.num_linear(x_num))
+        parts.extend(embedding(x_cat[:, i]) for i, embedding in enumerate(self.cat_embeddings))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def _dropout_multipliers(self, x: Tensor, generator: torch.Generator | None) -> Tensor | None:
+        if not self.training or self.dropout == 0.0 or not self.blocks:
+            return None
+        return _dropout_multipliers(2 * len(self.blocks), x.shape, self.dropout, like=x, generator=generator)
+
+
+def _dropout_multipliers(n_masks: int, shape: torch.Size, p: float, *, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Inverted-dropout multipliers for every dropout site of one forward pass: [n_masks, *shape].
+
+    NOTE[DIFF]: the tutorial used nn.Dropout twice per block. Same semantics here (each cell of each
+    site dropped independently with probability p, survivors scaled by 1 / (1 - p)), but all masks
+    come from one ``random_`` call on int64 words split into four 16-bit lanes, i.e. a quarter of
+    the generator calls; on a 2-core CPU torch's dropout mask generation was ~20-40% of a
+    training step (figures in the module's report). p is rounded to a multiple of 2**-15.
+    """
+    n_cells = n_masks * shape.numel()
+    words = torch.empty((n_cells + 3) // 4, dtype=torch.int64, device=like.device)
+    words.random_(generator=generator)
+    # random_ on int64 fills [0, 2**63): the top lane of each word lacks its sign bit, so every
+    # lane is read through its low 15 bits only, which are uniform in all four lanes.
+    lanes = words.view(torch.int16)[:n_cells].view(n_masks, *shape)
+    threshold = round(p * (1 << _DROPOUT_BITS))
+    kept = torch.bitwise_and(lanes, (1 << _DROPOUT_BITS) - 1) >= threshold
+    scale = 1.0 / (1.0 - threshold / (1 << _DROPOUT_BITS))
+    return kept.to(like.dtype) * scale
+
+
+class MFPHeads(nn.Module):
+    """Masked feature prediction heads (tutorial Part 3): one classifier per categorical column, one regressor for all numeric.
+
+    Shape:
+        embedding: (N, d_model)
+        output: ([(N, card_i) for each categorical column], (N, n_num) or None when n_num == 0)
+    """
+
+    def __init__(self, *, d_model: int, n_num: int, cardinalities: Sequence[int]) -> None:
+        super().__init__()
+        # NOTE[DIFF]: the tutorial stacked the per-column logits into one tensor, which fails as
+        # soon as two columns have different vocabulary sizes; we keep a list.
+        self.cat_heads = nn.ModuleList(nn.Linear(d_model, int(card)) for card in cardinalities)
+        self.num_head = nn.Linear(d_model, n_num) if n_num > 0 else None
+
+    def forward(self, embedding: Tensor) -> tuple[list[Tensor], Tensor | None]:
+        cat_logits = [head(embedding) for head in self.cat_heads]
+        num_pred = self.num_head(embedding) if self.num_head is not None else None
+        return cat_logits, num_pred
+
+
+class ProjectionHead(nn.Module):
+    """SimCLR's nonlinear projection head g(h) = W2 ReLU(W1 h) (Chen et al. 2020, section 2.1).
+
+    NOTE[DIFF]: the tutorial applies NT-Xent to the embedding itself (DESIGN.md names no head).
+    SimCLR found the loss works better on a projection and the representation *before* it is the
+    better one downstream, so the contrastive loss sees this head's output while embeddings for
+    UMAP, evaluation and export are taken from TabularResNet, before it.
+
+    Shape:
+        embedding: (N, d_model) -> (N, d_out)
+    """
+
+    def __init__(self, *, d_model: int, d_out: int = 128) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_model)
+        self.fc2 = nn.Linear(d_model, d_out)
+
+    def forward(self, embedding: Tensor) -> Tensor:
+        return self.fc2(F.relu(self.fc1(embedding)))
+
+
+def mask_inputs(
+    x_num: Tensor, x_cat: Tensor, mask_ratio: float, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Mask each cell independently with probability ``mask_ratio`` for masked feature prediction.
+
+    Masked categorical cells become MASK_INDEX (0, never a real category); masked numeric cells
+    become 0, the standardised column mean. ``generator`` must live on the inputs' device.
+    Returns (x_num_masked, x_cat_masked, num_mask bool [N, n_num], cat_mask bool [N, n_cat]).
+    """
+    _check(0.0 <= mask_ratio < 1.0, f"mask_ratio must be in [0, 1), got mask_ratio={mask_ratio!r}")
+    n_rows, n_num = x_num.shape
+    # One draw for both blocks of columns: one generator call per batch.
+    masked = torch.rand(n_rows, n_num + x_cat.shape[1], generator=generator, device=x_num.device) < mask_ratio
+    num_mask, cat_mask = masked[:, :n_num], masked[:, n_num:]
+    return x_num.masked_fill(num_mask, 0.0), x_cat.masked_fill(cat_mask, MASK_INDEX), num_mask, cat_mask

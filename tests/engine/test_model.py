@@ -1,0 +1,255 @@
+"""TabularResNet, its heads and MFP masking: shapes, edge cases, determinism, gradients, masking statistics."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.config import ModelConfig
+from engine.errors import UserError
+from engine.model import (
+    MASK_INDEX,
+    MFPHeads,
+    ProjectionHead,
+    TabularResNet,
+    _dropout_multipliers,
+    mask_inputs,
+)
+
+CARDS = [4, 7, 30]
+N_NUM = 5
+
+
+def _inputs(n: int = 16, n_num: int = N_NUM, cards=CARDS, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x_num = torch.randn(n, n_num, generator=g)
+    # Real categories start at 2; 1 (UNKNOWN) occurs too; 0 (MASK) never comes out of the encoder.
+    x_cat = torch.stack([torch.randint(1, card, (n,), generator=g) for card in cards], dim=1) if cards else torch.zeros(n, 0, dtype=torch.long)
+    return x_num, x_cat
+
+
+def _model(**changes) -> TabularResNet:
+    torch.manual_seed(0)  # parameter init only; the tests' randomness goes through generators
+    args = dict(n_num=N_NUM, cardinalities=CARDS, d_model=32, n_blocks=2, dropout=0.1, norm="batch")
+    args.update(changes)
+    return TabularResNet(**args)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+@pytest.mark.parametrize(
+    "n_num, cards, n_blocks",
+    [(N_NUM, CARDS, 2), (0, CARDS, 2), (N_NUM, [], 2), (N_NUM, CARDS, 0), (1, [2], 1)],
+    ids=["both-kinds", "no-numeric", "no-categorical", "no-blocks", "one-of-each"],
+)
+def test_embedding_shape(norm: str, n_num: int, cards: list[int], n_blocks: int) -> None:
+    model = _model(n_num=n_num, cardinalities=cards, n_blocks=n_blocks, norm=norm)
+    x_num, x_cat = _inputs(n_num=n_num, cards=cards)
+    for mode in (model.train, model.eval):
+        mode()
+        out = model(x_num, x_cat)
+        assert out.shape == (16, 32)
+        assert torch.isfinite(out).all()
+    assert model.d_model == 32
+
+
+def test_absent_column_kinds_build_no_modules_for_them() -> None:
+    no_numeric = _model(n_num=0)
+    assert no_numeric.num_linear is None and no_numeric.num_mask_value is None
+    assert no_numeric.input_linear.in_features == len(CARDS) * 32 // 4
+    no_categorical = _model(cardinalities=[])
+    assert len(no_categorical.cat_embeddings) == 0
+    assert no_categorical.input_linear.in_features == 32 // 2
+
+
+def test_embedding_tables_follow_the_cardinalities() -> None:
+    model = _model()
+    assert [e.num_embeddings for e in model.cat_embeddings] == CARDS
+    assert {e.embedding_dim for e in model.cat_embeddings} == {32 // 4}
+    assert model.num_linear.out_features == 32 // 2
+
+
+def test_eval_mode_is_deterministic_and_ignores_dropout() -> None:
+    model = _model(dropout=0.5).eval()
+    x_num, x_cat = _inputs()
+    assert torch.equal(model(x_num, x_cat), model(x_num, x_cat))
+    # In eval each row's embedding does not depend on the rest of the batch (BatchNorm uses running stats).
+    assert torch.allclose(model(x_num[:3], x_cat[:3]), model(x_num, x_cat)[:3], atol=1e-6)
+
+
+def test_training_dropout_comes_from_the_generator() -> None:
+    model = _model(dropout=0.3).train()
+    x_num, x_cat = _inputs()
+    first = model(x_num, x_cat, generator=torch.Generator().manual_seed(5))
+    again = model(x_num, x_cat, generator=torch.Generator().manual_seed(5))
+    other = model(x_num, x_cat, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(first, again)
+    assert not torch.allclose(first, other)
+
+
+def test_zero_dropout_is_deterministic_in_training() -> None:
+    model = _model(dropout=0.0).train()
+    x_num, x_cat = _inputs()
+    assert torch.equal(model(x_num, x_cat), model(x_num, x_cat))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_multipliers_drop_at_rate_p_and_keep_the_mean(p: float) -> None:
+    g = torch.Generator().manual_seed(0)
+    keep = _dropout_multipliers(3, torch.Size([200, 100]), p, like=torch.zeros(1), generator=g)
+    assert keep.shape == (3, 200, 100)
+    dropped = keep == 0
+    assert dropped.float().mean().item() == pytest.approx(p, abs=0.005)
+    values = keep.unique().tolist()
+    assert values[0] == 0.0 and len(values) == 2 and values[1] == pytest.approx(1 / (1 - p), rel=1e-4)
+    assert keep.mean().item() == pytest.approx(1.0, abs=0.02)
+    # Four cells share one 64-bit random word; each lane position must drop at the same rate.
+    lanes = dropped.flatten().view(-1, 4).float().mean(dim=0)
+    assert torch.allclose(lanes, torch.full((4,), p), atol=0.01)
+    # The sites of one forward pass are independent draws, not one mask repeated.
+    assert not torch.equal(keep[0], keep[1])
+
+
+def test_gradients_reach_every_parameter() -> None:
+    model = _model(dropout=0.1).train()
+    heads = MFPHeads(d_model=32, n_num=N_NUM, cardinalities=CARDS)
+    projection = ProjectionHead(d_model=32, d_out=8)
+    x_num, x_cat = _inputs()
+    x_num, x_cat, num_mask, cat_mask = mask_inputs(x_num, x_cat, 0.5, torch.Generator().manual_seed(0))
+    embedding = model(x_num, x_cat, num_mask=num_mask, generator=torch.Generator().manual_seed(1))
+    cat_logits, num_pred = heads(embedding)
+    loss = projection(embedding).square().mean() + num_pred.square().mean() + sum(l.logsumexp(1).mean() for l in cat_logits)
+    loss.backward()
+    for name, parameter in [*model.named_parameters(), *heads.named_parameters(), *projection.named_parameters()]:
+        assert parameter.grad is not None, name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_masked_numeric_cells_take_the_learned_mask_value() -> None:
+    model = _model().eval()
+    x_num, x_cat = _inputs()
+    num_mask = torch.zeros_like(x_num, dtype=torch.bool)
+    num_mask[:, 1] = True
+    changed = x_num.clone()
+    changed[:, 1] = 123.0  # whatever sits under the mask must not reach the model
+    assert torch.equal(model(x_num, x_cat, num_mask=num_mask), model(changed, x_cat, num_mask=num_mask))
+    assert not torch.allclose(model(x_num, x_cat), model(changed, x_cat))
+
+
+def test_from_config_uses_the_model_config() -> None:
+    cfg = ModelConfig(d_model=64, n_blocks=3, dropout=0.2, norm="layer")
+    model = TabularResNet.from_config(cfg, n_num=2, cardinalities=[5])
+    assert (model.d_model, len(model.blocks), model.dropout, model.norm) == (64, 3, 0.2, "layer")
+    assert isinstance(model.blocks[0].norm1, torch.nn.LayerNorm)
+    assert isinstance(_model().blocks[0].norm1, torch.nn.BatchNorm1d)
+    assert model(*_inputs(n=4, n_num=2, cards=[5])).shape == (4, 64)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(n_num=0, cardinalities=[]), "no inputs"),
+        (dict(cardinalities=[4, 1]), "cardinality"),
+        (dict(d_model=30), "d_model"),
+        (dict(norm="group"), "norm"),
+        (dict(dropout=1.0), "dropout"),
+    ],
+)
+def test_bad_shapes_are_rejected_with_a_message(changes: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        _model(**changes)
+
+
+def test_inputs_of_the_wrong_width_are_rejected() -> None:
+    model = _model()
+    x_num, x_cat = _inputs()
+    with pytest.raises(UserError, match="x_num"):
+        model(x_num[:, :2], x_cat)
+    with pytest.raises(UserError, match="x_cat"):
+        model(x_num, x_cat[:, :1])
+
+
+def test_mfp_heads_keep_one_head_per_column() -> None:
+    heads = MFPHeads(d_model=32, n_num=N_NUM, cardinalities=CARDS)
+    cat_logits, num_pred = heads(torch.randn(6, 32))
+    assert len(heads.cat_heads) == len(cat_logits) == len(CARDS)
+    assert [l.shape for l in cat_logits] == [(6, c) for c in CARDS]
+    assert num_pred.shape == (6, N_NUM)
+    cat_logits, num_pred = MFPHeads(d_model=32, n_num=0, cardinalities=[3])(torch.randn(6, 32))
+    assert num_pred is None and len(cat_logits) == 1
+    cat_logits, num_pred = MFPHeads(d_model=32, n_num=2, cardinalities=[])(torch.randn(6, 32))
+    assert cat_logits == [] and num_pred.shape == (6, 2)
+
+
+def test_projection_head_shape() -> None:
+    assert ProjectionHead(d_model=32, d_out=8)(torch.randn(5, 32)).shape == (5, 8)
+    assert ProjectionHead(d_model=32)(torch.randn(5, 32)).shape == (5, 128)
+
+
+# --- MFP masking ---------------------------------------------------------------------------------
+
+
+def test_mask_inputs_uses_the_reserved_index_and_zero() -> None:
+    x_num, x_cat = _inputs(n=200)
+    masked_num, masked_cat, num_mask, cat_mask = mask_inputs(x_num, x_cat, 0.3, torch.Generator().manual_seed(0))
+    assert num_mask.dtype == cat_mask.dtype == torch.bool
+    assert num_mask.shape == x_num.shape and cat_mask.shape == x_cat.shape
+    assert num_mask.any() and cat_mask.any()
+    assert (masked_cat[cat_mask] == MASK_INDEX).all() and MASK_INDEX == 0
+    assert (masked_num[num_mask] == 0).all()
+    assert torch.equal(masked_cat[~cat_mask], x_cat[~cat_mask])
+    assert torch.equal(masked_num[~num_mask], x_num[~num_mask])
+    # The true targets never hold 0, so "is 0" and "was masked" are the same cells.
+    assert (x_cat != MASK_INDEX).all()
+    assert torch.equal(masked_cat == MASK_INDEX, cat_mask)
+    # The inputs are left untouched.
+    assert (x_cat != MASK_INDEX).all() and not torch.equal(masked_num, x_num)
+
+
+@pytest.mark.parametrize("ratio", [0.05, 0.15, 0.5])
+def test_mask_ratio_is_close_to_the_request(ratio: float) -> None:
+    x_num, x_cat = _inputs(n=20_000)
+    _, _, num_mask, cat_mask = mask_inputs(x_num, x_cat, ratio, torch.Generator().manual_seed(1))
+    assert num_mask.float().mean().item() == pytest.approx(ratio, abs=0.01)
+    assert cat_mask.float().mean().item() == pytest.approx(ratio, abs=0.01)
+    per_column = torch.cat([num_mask, cat_mask], dim=1).float().mean(dim=0)
+    assert torch.allclose(per_column, torch.full_like(per_column, ratio), atol=0.02)
+
+
+def test_mask_inputs_is_reproducible_from_the_generator() -> None:
+    x_num, x_cat = _inputs(n=64)
+    first = mask_inputs(x_num, x_cat, 0.2, torch.Generator().manual_seed(3))
+    again = mask_inputs(x_num, x_cat, 0.2, torch.Generator().manual_seed(3))
+    other = mask_inputs(x_num, x_cat, 0.2, torch.Generator().manual_seed(4))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[3], other[3])
+
+
+@pytest.mark.parametrize("n_num, cards", [(0, CARDS), (N_NUM, [])])
+def test_mask_inputs_with_one_kind_of_column(n_num: int, cards: list[int]) -> None:
+    x_num, x_cat = _inputs(n=50, n_num=n_num, cards=cards)
+    masked_num, masked_cat, num_mask, cat_mask = mask_inputs(x_num, x_cat, 0.5, torch.Generator().manual_seed(0))
+    assert num_mask.shape == (50, n_num) and cat_mask.shape == (50, len(cards))
+    assert masked_num.shape == x_num.shape and masked_cat.shape == x_cat.shape
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_losses_and_masking_stay_on_cuda() -> None:
+    from engine.losses import combined_loss
+
+    device = torch.device("cuda")
+    model = _model().to(device).train()
+    heads = MFPHeads(d_model=32, n_num=N_NUM, cardinalities=CARDS).to(device)
+    projection = ProjectionHead(d_model=32).to(device)
+    x_num, x_cat = (t.to(device) for t in _inputs())
+    g = torch.Generator(device=device).manual_seed(0)
+    masked_num, masked_cat, num_mask, cat_mask = mask_inputs(x_num, x_cat, 0.3, g)
+    assert num_mask.device.type == "cuda"
+    embedding = model(masked_num, masked_cat, num_mask=num_mask, generator=g)
+    cat_logits, num_pred = heads(embedding)
+    z = projection(model(x_num, x_cat, generator=g))
+    loss, parts = combined_loss("both", mfp_weight=0.5, temperature=0.1, z1=z, z2=z.flip(0),
+                                cat_logits=cat_logits, num_pred=num_pred, x_cat_true=x_cat, x_num_true=x_num,
+                                cat_mask=cat_mask, num_mask=num_mask)
+    loss.backward()
+    assert embedding.device.type == "cuda" and torch.isfinite(loss)
+    no_numeric = _model(n_num=0).to(device)
+    assert no_numeric(x_num[:, :0], x_cat).device.type == "cuda"
