@@ -108,6 +108,7 @@ OUTCOME_PATTERNS = (
     "http_response.code", "http_response.status",
     "rcode_id", "rcode", "action_id", "action", "disposition_id", "disposition",
     "level", "error*.**", "api.response.code", "api.response.error*.**",
+    "exit_code",  # a process's non-zero exit is its failure
 )
 IDENTITY_PATTERNS = (
     "**.user.**", "user", "**.ip", "**.hostname", "**.mac", "**.email_addr",
@@ -115,7 +116,7 @@ IDENTITY_PATTERNS = (
 )
 HEAVY_TAILED_MEASURE_PATTERNS = (
     "duration", "**.duration", "traffic.**", "**.*bytes*", "**.*packets*", "**.latency",
-    "**.length", "**.*_length", "**.size", "**.*_size", "**.response_time",
+    "**.length", "**.*_length", "**.size", "**.*_size",
 )
 MEASURE_PATTERNS = HEAVY_TAILED_MEASURE_PATTERNS + ("count", "**.count")
 TIME_PATTERNS = ("time", "**.time", "**.*_time", "**.time_dt", "**.*_time_dt", "metadata.original_time")
@@ -139,7 +140,7 @@ FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (SEVERITY, SEVERITY_PATTERNS),
     (OUTCOME, OUTCOME_PATTERNS),
     (IDENTITY, IDENTITY_PATTERNS),
-    (MEASURE, MEASURE_PATTERNS),  # before TIME: response_time is a duration, not a point in time
+    (MEASURE, MEASURE_PATTERNS),  # before TIME; DNS response_time is a timestamp in OCSF 1.x (a TIME field)
     (TIME, TIME_PATTERNS),
     (PORT, PORT_PATTERNS),
     (MASKABLE, MASKABLE_PATTERNS),

@@ -68,7 +68,8 @@ def test_matches_glob_semantics(path, pattern, expected):
         ("http_response.latency", ocsf.MEASURE),
         ("http_request.length", ocsf.MEASURE),
         ("file.size", ocsf.MEASURE),
-        ("response_time", ocsf.MEASURE),  # a duration, although it ends in _time
+        ("response_time", ocsf.TIME),  # DNS Activity response_time is a timestamp in OCSF 1.x
+        ("exit_code", ocsf.OUTCOME),
         ("count", ocsf.MEASURE),
         ("answers.count", ocsf.MEASURE),
         ("time", ocsf.TIME),
