@@ -8,6 +8,7 @@ st.set_page_config(page_title="OCSF Embedding Studio", page_icon=":material/hub:
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
+    st.Page("pages/augmentation.py", title="Augmentation", icon=":material/shuffle:"),
 ]
 
 page = st.navigation(PAGES)

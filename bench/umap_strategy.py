@@ -54,11 +54,11 @@ def timed(call, *args, **kwargs):
 def strategy_with_init(x, labels, params: project.UmapParams, init_kind: str):
     """Our strategy, but with umap-learn's own spectral init instead of our PCA init (a variant)."""
     rows = project.sample_rows(len(x), params.fit_sample, params.seed, labels)
-    reducer = project._make_reducer(params, len(rows), init_kind)
+    reducer = project._make_reducer(params, len(rows), init_kind, sampled=True)
     coords = np.empty((len(x), params.n_components), dtype=np.float32)
     coords[rows] = project._quietly(reducer.fit_transform, x[rows])
     rest = np.setdiff1d(np.arange(len(x)), rows)
-    coords[rest] = project._quietly(reducer.transform, x[rest])
+    coords[rest] = project._quietly(project._transform, reducer, x[rest], params.seed)
     return coords
 
 

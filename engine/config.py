@@ -81,6 +81,7 @@ class TrainConfig:
     device: str = "auto"
     max_rows: int = 0  # 0 = all rows; otherwise a seeded sample of this many rows
     precision: str = "auto"  # auto | fp32 | bf16 (autocast; see engine.device)
+    cpu_threads: int = 0  # torch intra-op threads on the CPU; 0 = timed at run time (engine.device.ThreadTuner)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be an integer >= 1, got epochs={self.epochs!r}")
@@ -100,6 +101,7 @@ class TrainConfig:
         _check(self.device in DEVICES, f"device must be one of {DEVICES}, got device={self.device!r}")
         _check(isinstance(self.max_rows, int) and self.max_rows >= 0, f"max_rows must be an integer >= 0, got max_rows={self.max_rows!r}")
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got precision={self.precision!r}")
+        _check(isinstance(self.cpu_threads, int) and self.cpu_threads >= 0, f"cpu_threads must be an integer >= 0, got cpu_threads={self.cpu_threads!r}")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import ContextManager
+import math
+import os
+import time
+from typing import Callable, ContextManager
 
 import torch
 
@@ -82,12 +85,12 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
 
 
 def describe(device: torch.device) -> str:
-    """A short human name: "CUDA (NVIDIA H100)", "MPS", "CPU (2 threads)"."""
+    """A short human name: "CUDA (NVIDIA H100)", "MPS", "CPU (2 cores)"."""
     if device.type == "cuda":
         return f"CUDA ({torch.cuda.get_device_name(device)})"
     if device.type == "mps":
         return "MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    return f"CPU ({available_cpus()} cores)"
 
 
 def gpu_memory_mb(device: torch.device) -> float | None:
@@ -102,3 +105,68 @@ def generator_for(device: torch.device, seed: int) -> torch.Generator:
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU threads
+# ---------------------------------------------------------------------------------------------
+# Why a tuner: torch runs each CPU op's parallel region on an OpenMP team whose threads
+# spin-wait at barriers. When the cores are also busy with something else (another process, the
+# browser, an OpenMP team of another thread of this process), a descheduled team member stalls
+# every op for a scheduler time slice. Measured on this team's 2-core machine while others were
+# busy: a d_model-256 step ran 10-20x faster with 1 thread than with 2; on an idle machine 2
+# threads ran ~1.8x faster than 1. Neither count wins everywhere, so training times the real
+# model forward at each candidate count and keeps the fastest, again every TUNE_INTERVAL_S.
+TUNE_INTERVAL_S = 20.0
+TUNE_REPEATS = 2
+
+
+def available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS has no sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def thread_candidates(max_threads: int) -> tuple[int, ...]:
+    """The intra-op thread counts worth trying: all cores, half of them, one."""
+    return tuple(sorted({max_threads, max(1, max_threads // 2), 1}, reverse=True))
+
+
+class ThreadTuner:
+    """Chooses torch's intra-op thread count for CPU training by timing ``probe`` at each candidate.
+
+    ``probe`` must be side-effect free (the trainer passes an eval-mode, no-grad forward pass).
+    ``restore()`` puts back the count that was set before the tuner first changed it.
+    """
+
+    def __init__(self, probe: Callable[[], None], *, max_threads: int | None = None, interval_s: float = TUNE_INTERVAL_S) -> None:
+        self.probe = probe
+        self.candidates = thread_candidates(max_threads or available_cpus())
+        self.interval_s = interval_s
+        self.original = torch.get_num_threads()
+        self.chosen: int | None = None
+        self.last_seconds: dict[int, float] = {}
+        self._last_tuned = -math.inf
+
+    def maybe_tune(self) -> int | None:
+        """Re-time the candidates when the interval has passed; returns the count now in use (None: not tuned)."""
+        if len(self.candidates) == 1 or time.monotonic() - self._last_tuned < self.interval_s:
+            return self.chosen
+        best: dict[int, float] = {n: math.inf for n in self.candidates}
+        for _ in range(TUNE_REPEATS):  # interleaved, so a load change mid-probe hits every candidate
+            for n in self.candidates:
+                torch.set_num_threads(n)
+                tic = time.perf_counter()
+                self.probe()
+                best[n] = min(best[n], time.perf_counter() - tic)
+        self.chosen = min(best, key=best.get)
+        torch.set_num_threads(self.chosen)
+        if self.last_seconds and self.chosen != min(self.last_seconds, key=self.last_seconds.get):
+            logger.info("CPU threads: switched to %d (probe seconds %s)", self.chosen, {n: round(s, 4) for n, s in best.items()})
+        self.last_seconds = best
+        self._last_tuned = time.monotonic()
+        return self.chosen
+
+    def restore(self) -> None:
+        torch.set_num_threads(self.original)

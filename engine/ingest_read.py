@@ -15,6 +15,7 @@ import re
 from typing import BinaryIO, Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
@@ -35,30 +36,31 @@ _RECORD_LINE = re.compile(rb"^[ \t\r]*\S", re.MULTILINE)
 # ----------------------------------------------------------------------------------------------
 # JSON lines
 # ----------------------------------------------------------------------------------------------
-def read_jsonl(stream: BinaryIO, log: ReadLog, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Segment]:
+def read_jsonl(stream: BinaryIO, log: ReadLog, *, chunk_bytes: int | None = None) -> Iterator[Segment]:
     parser = _JsonLinesParser(log)
-    for first_line, chunk in _line_chunks(stream, chunk_bytes):
-        yield from parser.parse(first_line, chunk)
+    for first_line, chunk, n_newlines in _line_chunks(stream, chunk_bytes or CHUNK_BYTES):
+        yield from parser.parse(first_line, chunk, n_newlines)
 
 
-def _line_chunks(stream: BinaryIO, chunk_bytes: int) -> Iterator[tuple[int, bytes]]:
-    """(number of the chunk's first line, whole lines of about chunk_bytes)."""
+def _line_chunks(stream: BinaryIO, chunk_bytes: int) -> Iterator[tuple[int, bytes, int]]:
+    """(number of the chunk's first line, whole lines of about chunk_bytes, newlines in them)."""
     carry = b""
     line = 1
     while True:
         block = stream.read(chunk_bytes)
         if not block:
             if carry:
-                yield line, carry
+                yield line, carry, carry.count(b"\n")
             return
-        data = carry + block
+        data = carry + block if carry else block
         cut = data.rfind(b"\n")
         if cut < 0:
             carry = data
             continue
         chunk, carry = data[: cut + 1], data[cut + 1 :]
-        yield line, chunk
-        line += chunk.count(b"\n")
+        n_newlines = chunk.count(b"\n")
+        yield line, chunk, n_newlines
+        line += n_newlines
 
 
 class _JsonLinesParser:
@@ -66,33 +68,33 @@ class _JsonLinesParser:
         self._log = log
         self._arrow = ArrowJsonReader()
 
-    def parse(self, first_line: int, chunk: bytes) -> Iterator[Segment]:
+    def parse(self, first_line: int, chunk: bytes, n_newlines: int) -> Iterator[Segment]:
         try:
-            segment = self._parse_arrow(chunk)
+            segment = self._parse_arrow(chunk, n_newlines)
         except NotArrowFriendly:
             pass
         else:
             self._log.rows_read += segment.n_rows
             yield segment
             return
-        n_lines = chunk.count(b"\n")
         middle = chunk.find(b"\n", len(chunk) // 2)
-        if n_lines <= PYTHON_LINES or middle < 0 or middle == len(chunk) - 1:
+        if n_newlines <= PYTHON_LINES or middle < 0 or middle == len(chunk) - 1:
             yield self._parse_python(first_line, chunk)
             return
         left, right = chunk[: middle + 1], chunk[middle + 1 :]
-        yield from self.parse(first_line, left)
-        yield from self.parse(first_line + left.count(b"\n"), right)
+        left_newlines = left.count(b"\n")
+        yield from self.parse(first_line, left, left_newlines)
+        yield from self.parse(first_line + left_newlines, right, n_newlines - left_newlines)
 
-    def _parse_arrow(self, chunk: bytes) -> Segment:
-        # pyarrow reads "null" lines as empty rows and two objects on one line as two rows;
-        # both must be caught here so rows and line numbers stay honest.
-        if (b"null\n" in chunk or chunk.endswith(b"null") or b"null\r\n" in chunk) and _NULL_LINE.search(chunk):
-            raise NotArrowFriendly("a line holds null")
+    def _parse_arrow(self, chunk: bytes, n_newlines: int) -> Segment:
         table = self._arrow.read(chunk)
-        expected = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        # pyarrow reads two objects on one line as two rows, and a "null" line as an empty row;
+        # both would shift rows against lines, so such pieces go the careful way.
+        expected = n_newlines + (0 if chunk.endswith(b"\n") else 1)
         if table.num_rows != expected and table.num_rows != len(_RECORD_LINE.findall(chunk)):
             raise NotArrowFriendly("rows do not match lines")
+        if _has_empty_rows(table) and _NULL_LINE.search(chunk):
+            raise NotArrowFriendly("a line holds null")
         try:
             table.validate(full=True)  # pyarrow does not check UTF-8 while parsing JSON
         except pa.ArrowException as exc:
@@ -109,6 +111,17 @@ class _JsonLinesParser:
             if record is not None:
                 records.append(record)
         return records_to_segment(records)
+
+
+def _has_empty_rows(table: pa.Table) -> bool:
+    """Rows with every top-level field missing: '{}' or a 'null' line (cheap to find, rare)."""
+    if table.num_columns == 0:
+        return table.num_rows > 0
+    empty = None
+    for column in table.columns:
+        missing = column.is_null()
+        empty = missing if empty is None else pc.and_(empty, missing)
+    return bool(pc.any(empty).as_py())
 
 
 def _parse_line(raw: bytes, line: int, log: ReadLog) -> dict | None:
@@ -197,12 +210,13 @@ class _JsonValues:
                 return
             if indent is None:
                 indent = self._current_indent()
+            line = self._line
             value = self._decode()
             if value is _BAD:
                 if not self._resync(indent):
                     return
                 continue
-            yield value
+            yield line, value
             self._skip_space()
             if in_array and self._peek() == ",":
                 self._advance(1)

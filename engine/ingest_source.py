@@ -162,6 +162,8 @@ class _GuardedReader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         try:
+            if hasattr(self._stream, "readinto"):
+                return self._stream.readinto(buffer) or 0
             data = self._stream.read(len(buffer))
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise IngestError.about(self._display, f"corrupt or truncated gzip data ({exc})") from None

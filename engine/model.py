@@ -26,9 +26,9 @@ logger = logging.getLogger(__name__)
 MASK_INDEX = 0  # the reserved categorical index meaning "masked / padding"; never a real category
 UNKNOWN_INDEX = 1  # rare or unseen categories; real categories start at 2
 
-# Dropout draws 15 random bits per cell (see _dropout_multipliers): the drop probability is
-# rounded to a multiple of 2**-15 (0.1 becomes 0.100006), far below anything training can notice.
-_DROPOUT_BITS = 15
+# Dropout draws 16 random bits per cell (see _dropout_multipliers): the drop probability is
+# rounded to a multiple of 2**-16 (0.1 becomes 0.0999908), far below anything training can notice.
+_DROPOUT_LEVELS = 1 << 16
 
 
 def _check(ok: bool, message: str) -> None:
@@ -175,21 +175,21 @@ def _dropout_multipliers(n_masks: int, shape: torch.Size, p: float, *, like: Ten
     """Inverted-dropout multipliers for every dropout site of one forward pass: [n_masks, *shape].
 
     NOTE[DIFF]: the tutorial used nn.Dropout twice per block. Same semantics here (each cell of each
-    site dropped independently with probability p, survivors scaled by 1 / (1 - p)), but all masks
-    come from one ``random_`` call on int64 words split into four 16-bit lanes, i.e. a quarter of
-    the generator calls; on a 2-core CPU torch's dropout mask generation was ~20-40% of a
-    training step (figures in the module's report). p is rounded to a multiple of 2**-15.
+    site is dropped independently with probability p, survivors are scaled by 1 / (1 - p)), but all
+    masks come from one ``random_`` call filling 64-bit words, each read as four 16-bit lanes:
+    a quarter of the generator calls of a float draw, and no Bernoulli sampling, which was most of
+    torch's CPU dropout cost (about a quarter of a training step; figures in the project's notes).
     """
     n_cells = n_masks * shape.numel()
     words = torch.empty((n_cells + 3) // 4, dtype=torch.int64, device=like.device)
-    words.random_(generator=generator)
-    # random_ on int64 fills [0, 2**63): the top lane of each word lacks its sign bit, so every
-    # lane is read through its low 15 bits only, which are uniform in all four lanes.
+    # from = int64 min with no upper bound asks for all 64 bits, so every int16 lane is uniform
+    # over [-32768, 32767] (the default range, [0, 2**63), would leave one lane without its sign bit).
+    words.random_(torch.iinfo(torch.int64).min, None, generator=generator)
     lanes = words.view(torch.int16)[:n_cells].view(n_masks, *shape)
-    threshold = round(p * (1 << _DROPOUT_BITS))
-    kept = torch.bitwise_and(lanes, (1 << _DROPOUT_BITS) - 1) >= threshold
-    scale = 1.0 / (1.0 - threshold / (1 << _DROPOUT_BITS))
-    return kept.to(like.dtype) * scale
+    n_dropped_levels = round(p * _DROPOUT_LEVELS)
+    kept = lanes >= torch.iinfo(torch.int16).min + n_dropped_levels
+    scale = 1.0 / (1.0 - n_dropped_levels / _DROPOUT_LEVELS)
+    return kept.to(like.dtype).mul_(scale)
 
 
 class MFPHeads(nn.Module):

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from engine import runs
 from engine.augment import AugmentationPolicy
 from engine.config import RunConfig
-from engine.device import autocast, autocast_dtype, describe, generator_for, gpu_memory_mb, select_device
+from engine.device import ThreadTuner, autocast, autocast_dtype, describe, generator_for, gpu_memory_mb, select_device
 from engine.errors import UserError
 from engine.features import FeatureEncoder, TabularTensors
 from engine.losses import collapse_diagnostics, combined_loss
@@ -128,7 +128,7 @@ class RunStarted:
     """Sent once before the first step (also after a resume)."""
 
     device: str  # "cpu" | "cuda" | "mps"
-    device_name: str  # "CPU (2 threads)", "CUDA (NVIDIA H100)" ...
+    device_name: str  # "CPU (2 cores)", "CUDA (NVIDIA H100)" ...
     precision: str  # "bf16" | "fp32"
     n_epochs: int
     steps_per_epoch: int
@@ -173,6 +173,7 @@ class EpochRecord:
     seconds: float  # wall time of the epoch, validation and checkpoint included
     best: bool  # this epoch is the best so far (checkpoint_best.pt was written)
     gpu_mem_mb: float | None
+    cpu_threads: int | None  # torch intra-op threads at the end of the epoch (CPU only)
     time: float
     kind: str = "epoch"
 
@@ -397,13 +398,13 @@ def _check_resumable(config: RunConfig, saved: RunConfig, path: Path) -> None:
     """Everything but the epoch count (and the run's name) must match what the checkpoint trained with."""
     def comparable(c: RunConfig) -> dict[str, Any]:
         doc = c.to_json()
-        doc["train"] = {k: v for k, v in doc["train"].items() if k not in ("epochs", "patience", "device")}
+        doc["train"] = {k: v for k, v in doc["train"].items() if k not in ("epochs", "patience", "device", "cpu_threads")}
         doc.pop("name", None)
         doc.pop("preset", None)
         return doc
 
     if comparable(config) != comparable(saved):
-        raise UserError(f"{path}: cannot resume with a different configuration (only epochs, patience and device may change)")
+        raise UserError(f"{path}: cannot resume with a different configuration (only epochs, patience, device and cpu_threads may change)")
 
 
 def restore(path: Path, config: RunConfig, modules: Modules, optimizer: torch.optim.Optimizer, scheduler: Any,
@@ -486,6 +487,33 @@ class _Trainer:
         self.state = LoopState()
         self.step_seconds = 0.0
         self.step_rows = 0
+        self.threads_before = torch.get_num_threads()
+        self.tuner: ThreadTuner | None = None
+        if self.device.type == "cpu":
+            if t.cpu_threads > 0:
+                torch.set_num_threads(t.cpu_threads)
+            else:
+                self.tuner = ThreadTuner(self._probe_forward())
+
+    def _probe_forward(self) -> Callable[[], None]:
+        """A side-effect-free stand-in for a step: an eval-mode forward pass of a training-sized batch."""
+        rows = self.train_rows.take(slice(0, 2 * self.config.train.batch_size))
+        x_num, x_cat = self.data.encoder.model_inputs(rows)
+        model = self.modules.model
+
+        @torch.no_grad()
+        def probe() -> None:
+            model.eval()
+            try:
+                with autocast(self.device, self.amp_dtype):
+                    model(x_num, x_cat)
+            finally:
+                model.train()
+
+        return probe
+
+    def restore_threads(self) -> None:
+        torch.set_num_threads(self.threads_before)
 
     # -- checkpoints --------------------------------------------------------------------------
     def save(self, *, best: bool) -> None:
@@ -580,6 +608,8 @@ class _Trainer:
                     self.state.batch_in_epoch = b
                     self.save(best=False)
                     return "stopped"
+                if self.tuner is not None:
+                    self.tuner.maybe_tune()
                 tic = time.perf_counter()
                 batch = self.train_rows.take(order[b * t.batch_size : (b + 1) * t.batch_size])
                 loss, parts, lr = self.step(batch)
@@ -618,6 +648,7 @@ class _Trainer:
                 parts=_frozen(parts_shown), collapse=_frozen(collapse),
                 records_per_s=epoch_rows / epoch_seconds if epoch_seconds > 0 else 0.0,
                 seconds=time.perf_counter() - epoch_started, best=improved, gpu_mem_mb=gpu_memory_mb(self.device),
+                cpu_threads=torch.get_num_threads() if self.device.type == "cpu" else None,
                 time=time.time(),
             ))
             self._update_status()
@@ -669,6 +700,7 @@ def train(
     run_dir = Path(run_dir) if run_dir is not None else None
     started = time.perf_counter()
     sink: _Sink | None = None
+    trainer: _Trainer | None = None
     try:
         trainer = _Trainer(config, data, run_dir, stop)
         checkpoint = _resume_checkpoint(resume_from)
@@ -695,6 +727,8 @@ def train(
     finally:
         if sink is not None:
             sink.close()
+        if trainer is not None:
+            trainer.restore_threads()
     result = TrainResult(
         status=status,
         epochs_done=trainer.state.epochs_done,

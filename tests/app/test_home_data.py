@@ -31,9 +31,10 @@ def test_load_demo_dataset_shows_report_preview_and_schema(app):
     schema: Schema = app.session_state["schema"]
     assert schema["status_id"].outcome_family and schema["status_id"].type == ColumnType.CATEGORICAL
     assert "_label.is_anomaly" in schema.labels
-    # The schema table lists every column of the data.
-    table = app.get("arrow_data_frame")
-    assert any(len(t.value) == len(data.frame.columns) for t in table) or len(schema) == len(data.frame.columns)
+    # The preview shows the first rows; the schema table lists every column of the data, once.
+    preview, schema_table = app.dataframe
+    assert len(preview.value) == 200
+    assert sorted(schema_table.value["column"]) == sorted(data.frame.columns)
 
 
 def test_outcome_toggle_removes_the_outcome_family_from_inputs(app):

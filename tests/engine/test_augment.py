@@ -283,6 +283,22 @@ def test_swap_rate_and_replacement_distribution_follow_the_column(encoder):
     assert stats.chisquare(counts[support], probs[support] / probs[support].sum() * n).pvalue > 1e-3
 
 
+def test_swap_never_adds_or_removes_a_field():
+    """A missing value is never swapped, and "missing" is never drawn: the event keeps its set of fields."""
+    frame = events(4_000, seed=2)
+    frame.loc[frame.index[::3], "http_request.user_agent"] = None  # a third of the events lack the field
+    encoder = FeatureEncoder(SCHEMA).fit(frame)
+    missing = encoder.vocab_["http_request.user_agent"].index("<NA>") + 2
+    assert encoder.category_probs_["http_request.user_agent"][missing] > 0.3
+    policy = AugmentationPolicy.from_schema(SCHEMA, encoder, AugmentConfig(swap_prob=1.0))
+    batch = encoder.transform(frame)
+    before = column(batch, encoder, "http_request.user_agent")
+    for view in policy.views(batch, torch.Generator().manual_seed(0)):
+        after = column(view, encoder, "http_request.user_agent")
+        assert torch.equal(after == missing, before == missing)
+        assert (after[before != missing] != before[before != missing]).float().mean() > 0.3  # the rest was swapped
+
+
 def test_alias_tables_reproduce_the_distribution_exactly():
     rng = np.random.default_rng(0)
     for p in (np.array([0.0, 0.1, 0.6, 0.3]), np.array([0.0, 0.0, 1.0]), np.r_[0.0, rng.random(500) ** 4]):
@@ -438,3 +454,58 @@ def test_preview_shows_a_masked_cell_as_unknown(encoder, data):
     preview = policy.preview(data.head(5), seed=0)
     assert preview.view1["http_request.url.path"].tolist() == ["<UNKNOWN>"] * 5
     assert preview.changed1["http_request.url.path"].all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line: python -m engine augment
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def events_parquet(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("augment") / "events.parquet"
+    data.to_parquet(path)
+    return path
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    from engine.cli import main
+
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_json_follows_the_contract(small_events_file, capsys):
+    code, out, _ = run_cli(["augment", str(small_events_file), "--rows", "300", "--seed", "1", "--json"], capsys)
+    assert code == 0
+    document = json.loads(out)
+    assert document["rows"] == 300 and document["protected_changes"] == 0
+    for field in document["fields"]:
+        assert {"name", "policy", "protected", "change_rate", "mean_rel_change"} <= field.keys()
+        assert 0.0 <= field["change_rate"] <= 1.0
+        if field["protected"]:
+            assert field["change_rate"] == 0.0
+    assert any(f["protected"] for f in document["fields"]) and any(f["change_rate"] > 0 for f in document["fields"])
+    jittered = [f for f in document["fields"] if f["policy"] == "jitter" and f["mean_rel_change"]]
+    assert jittered and all(0.02 < f["mean_rel_change"] < 0.2 for f in jittered)
+
+
+def test_cli_counts_changes_to_a_protection_the_schema_overrides(events_parquet, tmp_path, capsys):
+    schema_path = tmp_path / "schema.json"
+    SCHEMA.with_column("actor.user.name", policy=Policy.SWAP).save(schema_path)
+    code, out, _ = run_cli(["augment", str(events_parquet), "--schema", str(schema_path), "--rows", "500", "--json"], capsys)
+    assert code == 0
+    document = json.loads(out)
+    user = next(f for f in document["fields"] if f["name"] == "actor.user.name")
+    assert user["protected"] and user["policy"] == "swap" and user["change_rate"] > 0
+    assert document["protected_changes"] == user["changed_cells"] > 0
+    assert [f["name"] for f in document["fields"]] == [n for n in SCHEMA.names if n != "_label.anomaly"]
+
+    code, out, _ = run_cli(["augment", str(events_parquet), "--schema", str(schema_path), "--rows", "500"], capsys)
+    assert code == 0 and "OVERRIDDEN" in out and f"changed cells in protected fields: {document['protected_changes']}" in out
+
+
+def test_cli_rejects_bad_input_in_one_line(events_parquet, tmp_path, capsys):
+    code, _, err = run_cli(["augment", str(events_parquet), "--rows", "0"], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "--rows" in err
+    code, _, err = run_cli(["augment", str(events_parquet), "--schema", str(tmp_path / "missing.json")], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "missing.json" in err

@@ -134,6 +134,19 @@ def test_masked_numeric_cells_take_the_learned_mask_value() -> None:
     assert not torch.allclose(model(x_num, x_cat), model(changed, x_cat))
 
 
+def test_blocks_are_residual() -> None:
+    # A block whose last norm outputs 0 passes its (non-negative, post-ReLU) input through unchanged,
+    # so the model equals the same stem with no blocks.
+    model = _model(norm="layer", n_blocks=2).eval()
+    for block in model.blocks:
+        torch.nn.init.zeros_(block.norm2.weight)
+        torch.nn.init.zeros_(block.norm2.bias)
+    stem_only = _model(norm="layer", n_blocks=0).eval()
+    stem_only.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("blocks.")})
+    x_num, x_cat = _inputs()
+    assert torch.allclose(model(x_num, x_cat), stem_only(x_num, x_cat), atol=1e-6)
+
+
 def test_from_config_uses_the_model_config() -> None:
     cfg = ModelConfig(d_model=64, n_blocks=3, dropout=0.2, norm="layer")
     model = TabularResNet.from_config(cfg, n_num=2, cardinalities=[5])
