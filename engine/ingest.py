@@ -55,6 +55,8 @@ def load(source: str | os.PathLike | BinaryIO, *, name: str | None = None) -> tu
     if opened.format == "csv":
         type_text_columns(columns, tally)
     frame = to_frame(normalise(columns, tally))
+    if frame.shape[1] == 0:
+        raise tally.error("holds no fields: every record is empty")
     kept = tally.rows_read - tally.rows_rejected
     if len(frame) != kept:  # a reader bug, not bad input
         raise RuntimeError(f"ingest of {tally.source} produced {len(frame)} rows but counted {kept} kept")

@@ -249,7 +249,8 @@ class ArrowJsonReader:
         timestamp_paths = list(_timestamp_paths(table.schema))
         if timestamp_paths:
             self._text_fields.update(dict.fromkeys(timestamp_paths))
-            table = self._read(buffer)
+            inferred = table.schema
+            table = _in_field_order(self._read(buffer), inferred)  # explicit fields come first otherwise
         return table
 
     def _read(self, buffer: bytes | pa.Buffer) -> pa.Table:
@@ -264,6 +265,31 @@ class ArrowJsonReader:
         if not self._text_fields:
             return None
         return pa.schema([pa.field(name, kind) for name, kind in _nest(list(self._text_fields)).items()])
+
+
+def _in_field_order(table: pa.Table, reference: pa.Schema) -> pa.Table:
+    names = [n for n in reference.names if n in table.column_names]
+    names += [n for n in table.column_names if n not in names]
+    columns = []
+    for name in names:
+        column = table.column(name)
+        if pa.types.is_struct(column.type) and name in reference.names and pa.types.is_struct(reference.field(name).type):
+            column = pa.chunked_array([_struct_in_order(chunk, reference.field(name).type) for chunk in column.chunks])
+        columns.append(column)
+    return pa.table(columns, names=names)
+
+
+def _struct_in_order(array: pa.StructArray, reference: pa.StructType) -> pa.StructArray:
+    fields = {array.type.field(i).name: (array.type.field(i), array.field(i)) for i in range(array.type.num_fields)}
+    order = [f.name for f in reference if f.name in fields] + [n for n in fields if reference.get_field_index(n) < 0]
+    children = []
+    for name in order:
+        child_field, child = fields[name]
+        index = reference.get_field_index(name)
+        if pa.types.is_struct(child.type) and index >= 0 and pa.types.is_struct(reference.field(index).type):
+            child = _struct_in_order(child, reference.field(index).type)
+        children.append(child)
+    return pa.StructArray.from_arrays(children, names=order, mask=array.is_null() if array.null_count else None)
 
 
 def _timestamp_paths(schema: Iterable[pa.Field], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

@@ -131,7 +131,7 @@ def _parse_line(raw: bytes, line: int, log: ReadLog) -> dict | None:
         log.reject(line, "invalid UTF-8")
         return None
     except json.JSONDecodeError as exc:
-        truncated = exc.pos >= len(raw.rstrip()) - 1
+        truncated = _maybe_incomplete(exc, len(raw.rstrip()))
         log.reject(line, f"{'truncated' if truncated else 'invalid'} JSON: {exc.msg} (column {exc.colno})")
         return None
     except RecursionError:
@@ -307,24 +307,27 @@ def _maybe_incomplete(exc: json.JSONDecodeError, text_length: int) -> bool:
 # CSV
 # ----------------------------------------------------------------------------------------------
 def read_csv(stream: BinaryIO, log: ReadLog, reopen: Callable[[], BinaryIO]) -> Iterator[Segment]:
-    header = _csv_header(stream)
+    header, delimiter = _csv_header(stream)
     if not header:
         raise log.error("file is empty")
     try:
-        segments = _read_csv_arrow(stream, header, log)
+        segments = _read_csv_arrow(stream, header, delimiter, log)
     except NotArrowFriendly:
         log.rows_read = log.rows_rejected = 0
         log.problems.clear()
-        yield from _read_csv_python(reopen(), header, log)
+        yield from _read_csv_python(reopen(), header, delimiter, log)
         return
     yield from segments
 
 
-def _csv_header(stream: BinaryIO) -> list[str]:
+def _csv_header(stream: BinaryIO) -> tuple[list[str], str]:
     head = stream.peek(1 << 20)[: 1 << 20] if hasattr(stream, "peek") else b""
     text = head.decode("utf-8-sig", errors="replace")
-    row = next(csv.reader(io.StringIO(text)), [])
-    return unique_names(row)
+    first_line = text.split("\n", 1)[0]
+    # Comma unless the header plainly uses semicolons or tabs (European spreadsheets, TSV exports).
+    delimiter = next((d for d in (",", ";", "\t") if d in first_line), ",")
+    row = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    return unique_names(row), delimiter
 
 
 def unique_names(row: list[str]) -> list[str]:
@@ -342,7 +345,7 @@ def unique_names(row: list[str]) -> list[str]:
     return names
 
 
-def _read_csv_arrow(stream: BinaryIO, header: list[str], log: ReadLog) -> list[Segment]:
+def _read_csv_arrow(stream: BinaryIO, header: list[str], delimiter: str, log: ReadLog) -> list[Segment]:
     segments: list[Segment] = []
 
     def on_invalid_row(row: pcsv.InvalidRow) -> str:
@@ -354,7 +357,7 @@ def _read_csv_arrow(stream: BinaryIO, header: list[str], log: ReadLog) -> list[S
 
     options = dict(
         read_options=pcsv.ReadOptions(column_names=header, skip_rows=1, block_size=CSV_BLOCK_BYTES, use_threads=False),
-        parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
+        parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid_row),
         convert_options=pcsv.ConvertOptions(
             column_types={name: pa.string() for name in header},  # typed later, over the whole file
             strings_can_be_null=True,
@@ -371,9 +374,9 @@ def _read_csv_arrow(stream: BinaryIO, header: list[str], log: ReadLog) -> list[S
     return segments
 
 
-def _read_csv_python(stream: BinaryIO, header: list[str], log: ReadLog) -> Iterator[Segment]:
+def _read_csv_python(stream: BinaryIO, header: list[str], delimiter: str, log: ReadLog) -> Iterator[Segment]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text)
+    reader = csv.reader(text, delimiter=delimiter)
     next(reader, None)
     rows: list[dict] = []
     start_line = reader.line_num + 1

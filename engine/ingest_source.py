@@ -182,7 +182,7 @@ def decide_format(display: str, hint: str | None, head: bytes) -> str:
             raise IngestError.about(display, "is not a Parquet file (no PAR1 header)" if head.strip() else "file is empty")
         return "parquet"
     _refuse_unreadable_text(display, hint, head)
-    sniffed = sniff_json(head)
+    sniffed = sniff_json(head, hint)
     if hint == "csv":
         return "csv"
     if hint in ("json", "jsonl"):
@@ -213,21 +213,33 @@ def _undecodable_share(head: bytes) -> float:
     return text.count("\ufffd") / max(len(text), 1)
 
 
-def sniff_json(head: bytes) -> str | None:
-    """'json' for an array or a pretty-printed document, 'jsonl' for one object per line, None if unsure."""
+def sniff_json(head: bytes, hint: str | None = None) -> str | None:
+    """'json' for an array or a pretty-printed document, 'jsonl' for one object per line, None if unsure.
+
+    A first line that is not a whole object means a pretty-printed document, unless the name says
+    JSON lines and the next line is a whole object (then the first line is just a bad line).
+    """
     start = head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()
     if start.startswith(b"["):
         return "json"
     if not start.startswith(b"{"):
         return None
-    newline = start.find(b"\n")
-    if newline < 0 and len(head) >= SNIFF_BYTES:
+    lines = [line for line in start.split(b"\n", 2)[:2] if line.strip()]
+    complete_line = len(start.split(b"\n", 1)) > 1 or len(head) < SNIFF_BYTES
+    if not complete_line:
         return None  # the first line is longer than we looked at
-    first_line = start if newline < 0 else start[:newline]
+    if _is_object(lines[0]):
+        return "jsonl"
+    if hint == "jsonl" and len(lines) > 1 and _is_object(lines[1]):
+        return "jsonl"
+    return "json"
+
+
+def _is_object(line: bytes) -> bool:
     try:
-        return "jsonl" if isinstance(json.loads(first_line), dict) else None
-    except ValueError:  # a line that is not a whole object: a pretty-printed document
-        return "json"
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def describe(exc: BaseException) -> str:

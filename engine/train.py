@@ -102,6 +102,23 @@ def prepare_data(df: pd.DataFrame, schema: Schema, config: RunConfig, *, source:
     return TrainData(tensors=encoder.transform(df), encoder=encoder, schema=schema, source=source)
 
 
+def data_for_run(run_dir: str | os.PathLike, df: pd.DataFrame, *, source: str = "") -> TrainData:
+    """``df`` encoded with a run's own schema and fitted encoder, to resume or extend that run.
+
+    The same ``max_rows`` sample is drawn as when the run was prepared, so resuming on the same
+    file continues on the same rows.
+    """
+    run_dir = runs.require_run_dir(run_dir)
+    config = runs.run_info(run_dir).config
+    if config is None:
+        raise UserError(f"{run_dir}: config.json is unreadable")
+    keep = sample_rows(len(df), config.train.max_rows, config.train.seed)
+    if keep is not None:
+        df = df.iloc[keep].reset_index(drop=True)
+    encoder = runs.load_encoder(run_dir)
+    return TrainData(tensors=encoder.transform(df), encoder=encoder, schema=Schema.load(run_dir / runs.SCHEMA_FILE), source=source)
+
+
 @dataclass(frozen=True)
 class Split:
     train: Tensor  # int64 row indices

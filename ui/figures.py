@@ -31,3 +31,69 @@ def change_rate_chart(diagnostics: Sequence) -> go.Figure:
         yaxis=dict(autorange="reversed"), title="Change rate per field",
     )
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Training curves, from metrics records (dicts with kind "start" | "step" | "epoch")
+# ---------------------------------------------------------------------------------------------
+PART_COLOURS = {"contrastive": "#16a34a", "mfp": "#ca8a04", "mfp_cat": "#f59e0b", "mfp_num": "#a16207"}
+MAX_STEP_POINTS = 2_000  # thin long histories so a live chart stays light
+
+
+def _thin(records: list[dict]) -> list[dict]:
+    stride = max(1, len(records) // MAX_STEP_POINTS)
+    return records[::stride] if stride > 1 else records
+
+
+def training_curves(records: Sequence[dict]) -> go.Figure:
+    """Train loss per step, validation loss per epoch, each objective's part, and the learning rate."""
+    from plotly.subplots import make_subplots
+
+    steps = _thin([r for r in records if r.get("kind") == "step"])
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06)
+    x = [r["step"] for r in steps]
+    fig.add_trace(go.Scatter(x=x, y=[r["loss"] for r in steps], name="train loss", line=dict(color="#2563eb")), row=1, col=1)
+    parts = sorted({k for r in steps for k in r.get("parts", {})} - {"loss"})
+    for part in parts:
+        values = [r.get("parts", {}).get(part) for r in steps]
+        if any(v for v in values):
+            fig.add_trace(go.Scatter(x=x, y=values, name=part, line=dict(color=PART_COLOURS.get(part), width=1, dash="dot")), row=1, col=1)
+    val = [(r["step"], r["val_loss"]) for r in epochs if r.get("val_loss") is not None]
+    if val:
+        fig.add_trace(go.Scatter(x=[s for s, _ in val], y=[v for _, v in val], name="validation loss", mode="lines+markers",
+                                 line=dict(color="#dc2626", width=2), marker=dict(size=8)), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=[r["lr"] for r in steps], name="learning rate", line=dict(color="#6b7280")), row=2, col=1)
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="lr", tickformat=".0e", row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.08), uirevision="keep")
+    return fig
+
+
+def compare_runs_chart(histories: dict[str, Sequence[dict]]) -> go.Figure:
+    """Overlay several runs: validation loss per epoch (solid) and train loss per epoch (dotted)."""
+    fig = go.Figure()
+    for name, records in histories.items():
+        epochs = [r for r in records if r.get("kind") == "epoch"]
+        x = [r["epoch"] for r in epochs]
+        trace = fig.add_trace(go.Scatter(x=x, y=[r.get("val_loss") for r in epochs], name=f"{name} · validation", mode="lines+markers"))
+        colour = trace.data[-1].line.color
+        fig.add_trace(go.Scatter(x=x, y=[r.get("train_loss") for r in epochs], name=f"{name} · train", mode="lines",
+                                 line=dict(dash="dot", color=colour)))
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="epoch", yaxis_title="loss",
+                      legend=dict(orientation="h", y=1.12))
+    return fig
+
+
+def collapse_chart(epochs: Sequence[dict]) -> go.Figure:
+    """Per-epoch collapse diagnostics: embedding spread and the positive-vs-negative cosine gap."""
+    x = [r["epoch"] for r in epochs]
+    fig = go.Figure()
+    for key, name in (("std_mean", "mean per-dimension std"), ("std_min", "min per-dimension std"),
+                      ("cosine_gap", "positive - negative cosine")):
+        values = [r.get("collapse", {}).get(key) for r in epochs]
+        if any(v is not None for v in values):
+            fig.add_trace(go.Scatter(x=x, y=values, name=name, mode="lines+markers"))
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="epoch", legend=dict(orientation="h", y=1.2))
+    return fig

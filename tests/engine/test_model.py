@@ -266,3 +266,37 @@ def test_model_losses_and_masking_stay_on_cuda() -> None:
     assert embedding.device.type == "cuda" and torch.isfinite(loss)
     no_numeric = _model(n_num=0).to(device)
     assert no_numeric(x_num[:, :0], x_cat).device.type == "cuda"
+
+
+def test_a_few_steps_of_both_objectives_lower_the_loss() -> None:
+    # End to end through model, heads, masking and losses, as the trainer wires them.
+    from engine.losses import combined_loss
+
+    g = torch.Generator().manual_seed(0)
+    model = _model(dropout=0.0)
+    heads = MFPHeads(d_model=32, n_num=N_NUM, cardinalities=CARDS)
+    projection = ProjectionHead(d_model=32, d_out=16)
+    parameters = [*model.parameters(), *heads.parameters(), *projection.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=3e-3)
+    x_num, x_cat = _inputs(n=64)
+    x_cat[:, 1] = x_cat[:, 0] + 2  # a learnable relation between columns for MFP
+
+    def step() -> float:
+        view1 = x_num + 0.05 * torch.randn(x_num.shape, generator=g)
+        view2 = x_num + 0.05 * torch.randn(x_num.shape, generator=g)
+        z1, z2 = projection(model(view1, x_cat)), projection(model(view2, x_cat))
+        masked_num, masked_cat, num_mask, cat_mask = mask_inputs(x_num, x_cat, 0.3, g)
+        cat_logits, num_pred = heads(model(masked_num, masked_cat, num_mask=num_mask))
+        loss, _ = combined_loss("both", mfp_weight=0.5, temperature=0.2, z1=z1, z2=z2,
+                                cat_logits=cat_logits, num_pred=num_pred, x_cat_true=x_cat, x_num_true=x_num,
+                                cat_mask=cat_mask, num_mask=num_mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    first = [step() for _ in range(3)]
+    for _ in range(14):
+        step()
+    last = [step() for _ in range(3)]
+    assert sum(last) < 0.8 * sum(first)
