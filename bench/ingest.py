@@ -6,7 +6,8 @@ into a temporary folder, then times, in the same run:
   baseline  pandas.read_json(lines=True) + pandas.json_normalize (flattening only; arrays stay lists)
 Prints events/s for both and the ratio; the last line is one JSON object with ``events``,
 ``ours_events_per_s``, ``baseline_events_per_s``, ``ratio`` (and the seconds and file size).
-Usage: ``python bench/ingest.py [--events N] [--seed S] [--repeats R]`` (best of R runs each).
+Usage: ``python bench/ingest.py [--events N] [--seed S] [--repeats R]``: R rounds, ours then the
+baseline in each, best round of each kept (the machine is shared; alternating keeps noise fair).
 """
 from __future__ import annotations
 
@@ -63,20 +64,17 @@ def pandas_baseline(path: Path) -> pd.DataFrame:
     return pd.json_normalize(frame.to_dict(orient="records"))
 
 
-def best_seconds(task: Callable[[], object], repeats: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = task()
-        best = min(best, time.perf_counter() - started)
-    return best, result
+def timed(task: Callable[[], object]) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = task()
+    return time.perf_counter() - started, result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=1, help="best of this many runs, each side (default 1)")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of (ours, baseline); best of each kept (default 2)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as folder:
@@ -85,11 +83,15 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6
         print(f"{args.events:,} nested events, {size_mb:.1f} MB of JSONL ({source})")
 
-        ours_s, (frame, report) = best_seconds(lambda: load(path), args.repeats)
-        print(f"ours      load():                  {ours_s:6.2f} s  {args.events / ours_s:>10,.0f} events/s  "
+        ours_s = base_s = float("inf")
+        for _ in range(max(args.repeats, 1)):
+            seconds, (frame, report) = timed(lambda: load(path))
+            ours_s = min(ours_s, seconds)
+            seconds, base = timed(lambda: pandas_baseline(path))
+            base_s = min(base_s, seconds)
+        print(f"ours      load():                         {ours_s:6.2f} s  {args.events / ours_s:>10,.0f} events/s  "
               f"{frame.shape[1]} typed columns, {report.rows_kept:,} rows kept")
-        base_s, base = best_seconds(lambda: pandas_baseline(path), args.repeats)
-        print(f"baseline  read_json + json_normalize: {base_s:6.2f} s  {args.events / base_s:>10,.0f} events/s  "
+        print(f"baseline  read_json + json_normalize:     {base_s:6.2f} s  {args.events / base_s:>10,.0f} events/s  "
               f"{base.shape[1]} columns (object dtypes, arrays as lists)")
         ratio = base_s / ours_s
         print(f"ratio     {ratio:.1f}x")

@@ -79,7 +79,7 @@ def bench_umap(args) -> dict:
     print(f"ours (fit {args.fit_sample}, transform rest): {figures['full_map_s']:6.2f} s  trust {figures['trustworthiness']:.4f}")
 
     if args.variants:
-        for size in (8_000, 15_000):
+        for size in (12_000, 20_000):
             p = project.UmapParams(seed=args.seed, fit_sample=size)
             c, s = timed(project.umap_project, x, p, labels=labels)
             figures[f"fit{size}_s"], figures[f"fit{size}_trust"] = round(s, 2), trust(x, c, rows)

@@ -52,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `python -m engine inspect ... | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
 
 
 def emit_json(document: Any) -> None:

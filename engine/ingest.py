@@ -11,7 +11,7 @@ The frame has one column per dotted path (``src_endpoint.ip``); arrays become ``
 missing), everything else str. Kept rows keep their order. Bad rows are skipped and reported with
 their line; input that cannot be read at all raises IngestError with one line naming the file.
 
-The helpers live beside this module: ingest_source (opening, format), ingest_read (the readers),
+The helpers live beside this module: ingest_source (opening, format), ingest_read / ingest_tables (the readers),
 ingest_arrow (nested -> flat), ingest_columns (types), ingest_names (dotted names, JSON text).
 """
 from __future__ import annotations
@@ -27,9 +27,10 @@ import pyarrow as pa
 from engine.ingest_arrow import Segment
 from engine.ingest_columns import assemble, to_frame, type_text_columns
 from engine.ingest_names import normalise, split_underscored
-from engine.ingest_read import read_csv, read_json_document, read_jsonl, read_parquet
+from engine.ingest_read import read_json_document, read_jsonl
 from engine.ingest_report import IngestError, IngestReport, Problem, ReadLog, one_line
 from engine.ingest_source import Source, display_name, open_source
+from engine.ingest_tables import read_csv, read_parquet
 
 __all__ = ["IngestError", "IngestReport", "Problem", "load", "split_underscored"]
 

@@ -83,7 +83,7 @@ def plain_column(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arr
         return column
     if pa.types.is_integer(kind):
         if kind == pa.uint64() and len(column) and (pc.max(column).as_py() or 0) >= 2**63:
-            return pc.cast(column, pa.float64())
+            return pc.cast(column, pa.float64(), safe=False)  # beyond int64: approximate, like JSON readers do
         return pc.cast(column, pa.int64())
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         return pc.cast(column, pa.float64())
@@ -117,7 +117,10 @@ def json_text(array: pa.Array) -> pa.Array:
     try:
         return _json_text_arrow(array)
     except (NotArrowFriendly, pa.ArrowException):
-        return pa.array([None if v is None else compact_json(v) for v in array.to_pylist()], pa.string())
+        values = array.to_pylist()
+        if pa.types.is_map(array.type):  # Arrow gives maps as lists of (key, value) pairs
+            values = [None if v is None else dict(v) for v in values]
+        return pa.array([None if v is None else compact_json(v) for v in values], pa.string())
 
 
 def _json_text_arrow(array: pa.Array) -> pa.Array:

@@ -18,10 +18,11 @@ import pyarrow.compute as pc
 from engine.ingest_arrow import COUNT_SUFFIX, Segment, compact_json
 from engine.ingest_report import ReadLog
 
-EXACT_FLOAT_DIGITS = 15  # longer digit strings are identifiers (trace ids), not numbers
+MAX_NUMBER_DIGITS = 19  # longer digit strings are identifiers (trace ids), not numbers; int64 has 19 digits
 SUFFIX_MULTIPLIERS = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "g": 1e9, "T": 1e12}
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(?:([kKMGgT])[bB]?)?\s*$")
-_IDENTIFIER_LIKE = re.compile(r"^\s*[+-]?(?:0\d|\d{%d,}\s*$)" % (EXACT_FLOAT_DIGITS + 1))
+_IDENTIFIER_LIKE = re.compile(r"^\s*[+-]?(?:0\d|\d{%d,}\s*$)" % (MAX_NUMBER_DIGITS + 1))  # zero-padded or too long
+_PLAIN_INTEGER = re.compile(r"^[+-]?\d+$")
 _TRUE_FALSE = {"true", "false"}
 
 
@@ -132,12 +133,13 @@ def parse_number(text: str) -> int | float | None:
     if not match or _IDENTIFIER_LIKE.match(text):
         return None
     digits, suffix = match.groups()
+    if suffix is None and _PLAIN_INTEGER.match(digits):
+        return int(digits)
     value = float(digits) * SUFFIX_MULTIPLIERS.get(suffix or "", 1.0)
     if not math.isfinite(value):
         return None
-    plain_integer = suffix is None and not any(c in digits for c in ".eE")
-    if (plain_integer or suffix) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
+    if suffix and value.is_integer() and abs(value) < 2**53:
+        return int(value)  # "4.9k" -> 4900, a count
     return value
 
 

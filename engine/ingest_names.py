@@ -21,6 +21,8 @@ from engine.ingest_report import ReadLog
 from engine.ocsf import OBJECT_NAMES, canonical_path
 
 _SAMPLE = 64  # values looked at before checking a whole column for JSON text
+# OCSF's copy of the original event: JSON text by design, not an object to spread into columns.
+KEEP_AS_TEXT = frozenset({"raw_data"})
 
 
 def split_underscored(name: str, *, scalar_names: frozenset[str] = frozenset()) -> str:
@@ -47,7 +49,7 @@ class _Entry:
 
 
 def normalise(columns: Columns, log: ReadLog) -> Columns:
-    json_kinds = {name: kind for name, column in columns.items() if (kind := json_text_kind(column))}
+    json_kinds = {name: kind for name, column in columns.items() if (kind := json_text_kind(name, column))}
     scalar_names = frozenset(n for n, c in columns.items() if n in OBJECT_NAMES and n not in json_kinds and not c.is_array)
     entries: list[_Entry] = []
     for name, column in columns.items():
@@ -64,10 +66,10 @@ def normalise(columns: Columns, log: ReadLog) -> Columns:
 # ----------------------------------------------------------------------------------------------
 # JSON text in a column
 # ----------------------------------------------------------------------------------------------
-def json_text_kind(column: Column) -> str | None:
+def json_text_kind(name: str, column: Column) -> str | None:
     """'object' or 'array' when every non-empty value is JSON text of that shape."""
     data = column.data
-    if data.type != pa.string() or column.is_array or column.non_null == 0:
+    if data.type != pa.string() or column.is_array or column.non_null == 0 or name.rsplit(".", 1)[-1] in KEEP_AS_TEXT:
         return None
     sample = data.drop_null().slice(0, _SAMPLE).to_pylist()
     first = next((v.strip() for v in sample if v.strip()), "")

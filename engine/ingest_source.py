@@ -177,6 +177,8 @@ class _GuardedReader(io.RawIOBase):
 # Format decision
 # ----------------------------------------------------------------------------------------------
 def decide_format(display: str, hint: str | None, head: bytes) -> str:
+    if hint is None and head.startswith(PARQUET_MAGIC):
+        return "parquet"
     if hint == "parquet":
         if not head.startswith(PARQUET_MAGIC):
             raise IngestError.about(display, "is not a Parquet file (no PAR1 header)" if head.strip() else "file is empty")
@@ -189,10 +191,8 @@ def decide_format(display: str, hint: str | None, head: bytes) -> str:
         return sniffed or hint
     if sniffed:
         return sniffed
-    first_line = head.split(b"\n", 1)[0]
-    if b"," in first_line:
-        return "csv"
-    raise IngestError.about(display, "cannot tell the format from the content; name the file .json, .jsonl, .csv or .parquet")
+    # No extension and not JSON: a comma in the first line is too weak a sign of CSV (any prose has one).
+    raise IngestError.about(display, "has no file extension and is not JSON; name it .json, .jsonl, .csv or .parquet")
 
 
 def _refuse_unreadable_text(display: str, hint: str | None, head: bytes) -> None:

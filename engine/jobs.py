@@ -142,7 +142,6 @@ class TrainingJob:
         self._version = 0
         self._worker: threading.Thread | None = None
         self._process: Any = None
-        self._done = threading.Event()
 
     # -- construction helpers ---------------------------------------------------------------
     @classmethod
@@ -189,7 +188,9 @@ class TrainingJob:
             self._version += 1
 
     def join(self, timeout: float | None = None) -> JobSnapshot:
-        self._done.wait(timeout)
+        """Wait for the job to end (worker process reaped, scratch files removed) and return its final snapshot."""
+        if self._worker is not None:
+            self._worker.join(timeout)
         return self.snapshot()
 
     def is_alive(self) -> bool:
@@ -245,7 +246,6 @@ class TrainingJob:
                 self._exception = exception
             self._finished = time.time()
             self._version += 1
-        self._done.set()
 
     # -- thread backend -------------------------------------------------------------------------
     def _run_in_thread(self) -> None:

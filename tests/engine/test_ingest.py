@@ -5,7 +5,6 @@ import csv
 import gzip
 import io
 import json
-import os
 import random
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine import ingest_read
 from engine.errors import UserError
@@ -226,6 +227,15 @@ def test_underscored_csv_with_json_text_objects_has_one_column_per_field():
     assert frame["resources.count"].tolist() == [1, 0, 2]
 
 
+def test_raw_data_json_stays_text(tmp_path):
+    path = tmp_path / "raw.jsonl"
+    raw = json.dumps({"EventID": 4625, "Computer": "dc01"})
+    path.write_bytes(jsonl_bytes([json.dumps({"class_uid": 3002, "raw_data": raw, "unmapped": raw})]))
+    frame, _ = load(path)
+    assert frame.loc[0, "raw_data"] == raw  # OCSF's copy of the original event stays as written
+    assert frame.loc[0, "unmapped.EventID"] == 4625  # other JSON text is spread into columns
+
+
 @pytest.mark.skipif(not (REPO_TUTORIAL / "ocsf_logs.parquet").exists(), reason="tutorial parquet not in this checkout")
 def test_tutorial_parquet_normalised():
     frame, report = load(REPO_TUTORIAL / "ocsf_logs.parquet")
@@ -396,6 +406,29 @@ def test_every_row_rejected_names_the_first_problem(tmp_path):
     path.write_text("1\n2\n3\n")
     with pytest.raises(IngestError, match=r"numbers\.jsonl: every row was rejected \(3 read\); first: line 1: not a JSON object"):
         load(path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    source=st.sampled_from([("auth_network.jsonl", "f.jsonl"), ("api_activity_array.json", "f.json"),
+                            ("api_flat_underscored.csv", "f.csv"), ("auth_network.jsonl", "f.json")]),
+    cuts=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 40), st.binary(max_size=6)), min_size=1, max_size=6),
+)
+def test_damaged_files_never_raise_anything_but_ingest_error(source, cuts):
+    """Bytes deleted, replaced or inserted anywhere: a consistent frame and report, or one IngestError line."""
+    fixture, name = source
+    data = bytearray((FIXTURES / fixture).read_bytes())
+    for where, length, insert in cuts:
+        at = int(where * len(data))
+        data[at : at + length] = insert
+    try:
+        frame, report = load(io.BytesIO(bytes(data)), name=name)
+    except IngestError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith(name)
+        return
+    assert len(frame) == report.rows_kept == report.rows_read - report.rows_rejected
+    assert frame.columns.is_unique
+    assert_plain_types(frame)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,227 @@
+"""Training throughput: our trainer against a tutorial-style loop, and the real TrainingJob.
+
+In one process, on the same model (TabularResNet d_model 256, 6 blocks, dropout 0.1, plus the
+projection head), the same encoded demo data and batch size 512, contrastive objective:
+
+- ours: ``engine.train.train`` (tensors pre-loaded, batches sliced from a seeded permutation,
+  vectorised augmentation, one forward pass over both views, bf16 autocast where it pays, CPU
+  threads tuned at run time).
+- reference: the tutorial's style: a torch ``Dataset`` with per-item ``__getitem__`` and a
+  ``DataLoader``, a Python loop over categorical columns for the swap, two forward passes, fp32.
+  It runs with the thread count our trainer settled on, so the ratio measures the loop design.
+- the job: ``engine.jobs.TrainingJob`` as the app runs it (this process's main thread has used
+  torch by then), plus the same job forced onto a thread, to show why the CPU default is a process.
+
+Also prints achieved GFLOP/s (analytic FLOPs of the model's matmuls x records/s), the measured
+matmul peak in fp32 and bf16, and the augmentation cost per batch. The last line is one JSON
+object (DESIGN.md contract). Usage: ``python bench/train_throughput.py [--events N] [--ref-steps N]``.
+The CPU may be shared: figures move with the load; run it on a quiet machine for the record.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.augment import AugmentationPolicy  # noqa: E402
+from engine.config import RunConfig  # noqa: E402
+from engine.device import generator_for  # noqa: E402
+from engine.jobs import TrainingJob  # noqa: E402
+from engine.losses import nt_xent  # noqa: E402
+from engine.model import ProjectionHead, TabularResNet  # noqa: E402
+from engine.train import PROJECTION_DIM, TrainData, prepare_data, train  # noqa: E402
+
+BATCH = 512
+MODEL = {"d_model": 256, "n_blocks": 6, "dropout": 0.1}
+DEMO_PARQUET = Path(__file__).resolve().parents[1] / "data" / "demo" / "ocsf_demo.parquet"
+
+
+def bench_config(**train_overrides) -> RunConfig:
+    return RunConfig(name="bench").with_overrides({**MODEL, "batch_size": BATCH, "objective": "contrastive", "epochs": 1,
+                                                   "patience": 0, "device": "cpu", **train_overrides})
+
+
+def load_demo(n_events: int) -> TrainData:
+    from engine.ingest import load
+    from engine.sample import generate_file
+    from engine.schema import infer_schema
+
+    if DEMO_PARQUET.is_file() and n_events == 72_000:
+        path = DEMO_PARQUET
+    else:
+        path = Path(tempfile.mkdtemp(prefix="bench-")) / "demo.parquet"
+        generate_file(path, n_events, 0)
+    df, _ = load(path)
+    return prepare_data(df, infer_schema(df), bench_config(), source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# The tutorial-style reference loop
+# ---------------------------------------------------------------------------------------------
+class RowDataset(Dataset):
+    """Per-item access, as in the tutorial: one (numeric row, categorical row) per __getitem__."""
+
+    def __init__(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> None:
+        self.x_num, self.x_cat = x_num, x_cat
+
+    def __len__(self) -> int:
+        return len(self.x_num)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x_num[i], self.x_cat[i]
+
+
+def tutorial_augment(x_num: torch.Tensor, x_cat: torch.Tensor, cards: list[int], noise: float = 0.1, swap: float = 0.15):
+    x_num = x_num + noise * torch.randn_like(x_num)
+    x_cat = x_cat.clone()
+    for j, card in enumerate(cards):  # the tutorial's per-column loop
+        hit = torch.rand(len(x_cat)) < swap
+        x_cat[hit, j] = torch.randint(2, card, (int(hit.sum()),)) if card > 2 else x_cat[hit, j]
+    return x_num, x_cat
+
+
+def reference_records_per_s(data: TrainData, steps: int, warmup: int = 3) -> tuple[float, float]:
+    """(records/s, augmentation ms per batch) of the tutorial-style loop."""
+    x_num, x_cat = data.encoder.model_inputs(data.tensors)
+    cards = data.encoder.cardinalities
+    torch.manual_seed(0)
+    model = TabularResNet(n_num=x_num.shape[1], cardinalities=cards, **MODEL)
+    head = ProjectionHead(d_model=MODEL["d_model"], d_out=PROJECTION_DIM)
+    optimizer = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=1e-3, weight_decay=1e-4)
+    loader = DataLoader(RowDataset(x_num, x_cat), batch_size=BATCH, shuffle=True, drop_last=True)
+    model.train()
+    augment_s, timed, started = 0.0, 0, None
+    for i, (b_num, b_cat) in enumerate(loader):
+        if i == warmup:
+            started = time.perf_counter()
+        tic = time.perf_counter()
+        v1 = tutorial_augment(b_num, b_cat, cards)
+        v2 = tutorial_augment(b_num, b_cat, cards)
+        if started is not None:
+            augment_s += time.perf_counter() - tic
+        z1, z2 = head(model(*v1)), head(model(*v2))  # two forward passes
+        loss = nt_xent(z1, z2, 0.07)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if started is not None:
+            timed += 1
+        if timed == steps:
+            break
+    seconds = time.perf_counter() - started
+    return timed * BATCH / seconds, 1000 * augment_s / timed
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine and model figures
+# ---------------------------------------------------------------------------------------------
+def matmul_peak_gflops(dtype: torch.dtype, n: int = 1024, seconds: float = 0.6) -> float:
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    for _ in range(3):
+        a @ b
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - started) / 1e9
+
+
+def flops_per_record(n_num: int, n_cat: int) -> float:
+    """Matmul FLOPs of one training record: 2 views x (forward + backward = 3 x forward)."""
+    d = MODEL["d_model"]
+    d_in = d // 2 + n_cat * (d // 4)
+    forward = 2 * (n_num * (d // 2) + d_in * d + MODEL["n_blocks"] * 2 * d * d + d * d + d * PROJECTION_DIM)
+    return 2 * 3 * forward
+
+
+def augment_ms_per_batch(data: TrainData, config: RunConfig, repeats: int = 30) -> float:
+    policy = AugmentationPolicy.from_schema(data.schema, data.encoder, config.augment)
+    batch = data.tensors.take(slice(0, BATCH))
+    generator = generator_for(torch.device("cpu"), 0)
+    for _ in range(5):
+        policy.views(batch, generator)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        for view in policy.views(batch, generator):
+            data.encoder.model_inputs(view)
+    return 1000 * (time.perf_counter() - started) / repeats
+
+
+def job_records_per_s(config: RunConfig, data: TrainData, backend: str) -> tuple[float, str, float]:
+    """(records/s of the training steps, backend, wall seconds including worker start-up)."""
+    started = time.perf_counter()
+    job = TrainingJob.create(tempfile.mkdtemp(prefix="bench-runs-"), f"bench-{backend}", config, data, backend=backend)
+    snapshot = job.start().join()
+    if snapshot.result is None:
+        raise RuntimeError(f"the {backend} job failed: {snapshot.error}")
+    return float(snapshot.result["records_per_s"]), job.backend, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=72_000, help="demo events to train on (default 72,000)")
+    parser.add_argument("--ref-steps", type=int, default=25, help="timed steps of the reference loop (default 25)")
+    args = parser.parse_args()
+
+    began = time.perf_counter()
+    data = load_demo(args.events)
+    print(f"data: {data.n_rows:,} rows, {data.encoder.n_model_numeric} model numeric + {len(data.encoder.cardinalities)} categorical inputs")
+    config = bench_config()
+
+    ours = train(config, data)
+    threads = ours.history[-1].cpu_threads
+    print(f"ours:      {ours.records_per_s:9,.0f} records/s  ({ours.global_step} steps, {ours.history[0].precision}, "
+          f"{threads} CPU thread(s) chosen)")
+    ours_fp32 = train(bench_config(precision="fp32", max_rows=24_000), data)
+    print(f"ours fp32: {ours_fp32.records_per_s:9,.0f} records/s  (same loop without bf16 autocast, 24,000 rows)")
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    reference, reference_augment_ms = reference_records_per_s(data, args.ref_steps)
+    peak_fp32 = matmul_peak_gflops(torch.float32)
+    peak_bf16 = matmul_peak_gflops(torch.bfloat16)
+    augment_ms = augment_ms_per_batch(data, config)
+    torch.set_num_threads(before)
+    print(f"reference: {reference:9,.0f} records/s  (Dataset + DataLoader, per-column swap loop, two forward passes, fp32)")
+    ratio = ours.records_per_s / reference
+    achieved = flops_per_record(data.encoder.n_model_numeric, len(data.encoder.cardinalities)) * ours.records_per_s / 1e9
+    print(f"ratio ours / reference: {ratio:.2f}x (target >= 2)")
+    print(f"achieved {achieved:,.1f} GFLOP/s; matmul peak fp32 {peak_fp32:,.1f} GFLOP/s, bf16 {peak_bf16:,.1f} GFLOP/s "
+          f"({threads or before} thread(s))")
+    print(f"augmentation: ours {augment_ms:.2f} ms per batch (both views + model inputs), reference {reference_augment_ms:.2f} ms")
+
+    job_rate, backend, job_wall = job_records_per_s(config, data, "auto")
+    print(f"TrainingJob ({backend}): {job_rate:9,.0f} records/s  = {job_rate / ours.records_per_s:.0%} of ours "
+          f"(target >= 90%; {job_wall:.1f} s wall including worker start-up)")
+    thread_rate, _, _ = job_records_per_s(config, data, "thread")
+    print(f"TrainingJob (thread, for comparison): {thread_rate:9,.0f} records/s = {thread_rate / ours.records_per_s:.0%} of ours")
+    print(f"bench took {time.perf_counter() - began:.0f} s")
+    print(json.dumps({
+        "ours_records_per_s": round(ours.records_per_s, 1),
+        "reference_records_per_s": round(reference, 1),
+        "ratio": round(ratio, 3),
+        "achieved_gflops": round(achieved, 2),
+        "peak_gflops_fp32": round(peak_fp32, 2),
+        "peak_gflops_bf16": round(peak_bf16, 2),
+        "augment_ms_per_batch": round(augment_ms, 3),
+        "job_records_per_s": round(job_rate, 1),
+        "job_backend": backend,
+        "job_thread_records_per_s": round(thread_rate, 1),
+        "ours_fp32_records_per_s": round(ours_fp32.records_per_s, 1),
+        "reference_augment_ms_per_batch": round(reference_augment_ms, 3),
+        "cpu_threads": threads,
+        "precision": ours.history[0].precision,
+        "rows": data.n_rows,
+    }))
+
+
+if __name__ == "__main__":
+    main()
