@@ -12,7 +12,7 @@ from engine.schema import POLICIES_FOR_TYPE, ColumnType, Policy, Schema
 from ui.state import Dataset
 
 CHANGED_STYLE = "background-color: #fde68a; font-weight: 600"
-BADGES = {"safe": "✅ safe", "protected": "🔒 protected", "overridden": "⚠️ unsafe: protection overridden"}
+BADGES = {"safe": "✓ safe", "protected": "🔒 protected", "overridden": "⚠ unsafe: protection overridden"}
 
 
 def fitted_encoder(data: Dataset, schema: Schema) -> FeatureEncoder:

@@ -21,3 +21,22 @@ def test_load_demo_dataset_shows_the_schema(server, page):
     shot = screenshot(page, "01_data_schema")
     assert shot.stat().st_size > 10_000
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_data_then_augmentation_shows_highlighted_preview(server, page):
+    page.goto(server)
+    page.get_by_role("button", name="Load demo dataset").click()
+    expect(page.get_by_role("heading", name="Schema")).to_be_visible(timeout=60_000)
+    page.get_by_role("link", name="Augmentation").click()
+    expect(page.get_by_role("heading", name="Original and two augmented views")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Changed cells in protected fields")).to_be_visible(timeout=60_000)
+    # The highlighted (changed) cells are styled by the pandas Styler and rendered in the grid.
+    toggle = page.get_by_text("Show only the fields that changed")
+    toggle.click()
+    page.wait_for_timeout(1500)
+    page.get_by_role("heading", name="Original and two augmented views").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    screenshot(page, "02_augmentation_preview")
+    page.get_by_text("Changed cells in protected fields").scroll_into_view_if_needed()
+    screenshot(page, "03_augmentation_change_rates")
+    assert page.locator('[data-testid="stException"]').count() == 0
