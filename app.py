@@ -9,6 +9,7 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/data.py", title="Data", icon=":material/table_view:"),
     st.Page("pages/augmentation.py", title="Augmentation", icon=":material/shuffle:"),
+    st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
 ]
 
 page = st.navigation(PAGES)
