@@ -1,12 +1,13 @@
 """Where training runs and in which precision: device auto-selection and the autocast choice.
 
 Auto-selection prefers CUDA, then Apple's MPS, then the CPU. Precision "auto" means bf16
-autocast on CUDA (tensor cores; the loss is still reduced in float32) and, on the CPU, bf16 only
-where the processor has native bf16 matrix units (AMX or AVX512-BF16): measured on this team's
-2-core Xeon with AMX, a d_model-256 TabularResNet step ran ~2x faster under bf16 autocast with
-the same loss curve (figures in bench/train_throughput.py); on CPUs without those units bf16 is
-emulated and slower than float32, so it stays off. MPS stays in float32 (its autocast support
-for bf16 is partial).
+autocast on CUDA (tensor cores; losses are still reduced in float32) and, on the CPU, bf16 only
+where the processor multiplies bf16 natively (AMX or AVX512-BF16). Measured on this team's 2-core
+Xeon with AMX, one thread: a d_model-256, 6-block training step took 85 ms under bf16 autocast
+against 139 ms in float32 (1.6x; a d_model-128, 3-block step 1.1x), and the loss curves agree
+(quick preset, 24,000 demo events, 3 epochs: validation loss 0.812 / 0.392 / 0.334 in bf16 against
+0.839 / 0.389 / 0.333 in float32). Without those units bf16 is emulated and slower than float32,
+so it stays off. MPS stays in float32 (its bf16 autocast coverage is partial).
 """
 from __future__ import annotations
 

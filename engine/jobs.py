@@ -6,12 +6,14 @@ worker never touches Streamlit. Two backends sit behind the same interface:
 - ``"process"`` (the CPU default): training runs in a spawned worker process and sends its
   records back over a multiprocessing Queue. Why: measured on this team's 2-core machine, the
   same loop in a thread of a process whose main thread had used torch ran at ~55% of its speed
-  in a separate process (10,000 vs 17,000-18,000 records/s). Cause: each OS thread that runs torch
-  ops owns its own OpenMP team; once two teams exist, libgomp counts more managed threads than
-  cores and throttles its spin-wait, so the training team's threads sleep and wake around every
-  op. ``torch.set_num_threads`` in the worker thread does not help (the other team still exists);
-  a fresh process has only its own team. The worker receives only JSON strings and a file of
-  tensors (loaded with weights_only=True), never a pickled object of ours.
+  in the main thread or in a separate process (~10,000 vs 17,000-18,000 records/s). Each OS
+  thread that runs torch ops gets its own OpenMP team; with a second team alive, the training
+  team ran exactly as fast as the main thread does under OMP_WAIT_POLICY=PASSIVE (9,700 vs 9,200
+  records/s), i.e. its workers sleep and wake around every op instead of spin-waiting (libgomp
+  throttles spinning once it manages more threads than there are cores). Neither
+  ``torch.set_num_threads`` in the thread nor anything else settable after torch is loaded
+  changed that; a fresh process has only its own team. The worker receives only JSON strings and
+  a file of tensors (loaded with weights_only=True), never a pickled object of ours.
 - ``"thread"`` (the CUDA/MPS default): a ``threading.Thread`` in this process; on a GPU the CPU
   thread pools are not the bottleneck and the model stays on the device the app already holds.
 

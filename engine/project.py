@@ -1,18 +1,24 @@
 """2-D / 3-D pictures of embeddings: PCA (instant) and UMAP (the map), plus a cache on disk.
 
 The explorer shows a PCA picture first (well under a second for 72,000 x 256), then the UMAP map.
-Plain umap-learn on 72,000 points takes ~20-24 s warm on 2 cores, so ``umap_project`` fits UMAP
-on a stratified sample (``UmapParams.fit_sample`` points, rare classes of the stratifying label
-kept whole) and places every other point with ``UMAP.transform``. Every event still gets a
-position; the sample only decides which points shape the layout. ``bench/umap_strategy.py``
+Plain umap-learn on 72,000 points takes ~20-24 s warm on 2 idle cores, so ``umap_project`` fits
+UMAP on a stratified sample (``UmapParams.fit_sample`` points, rare classes of the stratifying
+label kept whole) and places every other point the way ``UMAP.transform`` does (with its slow
+Python initialisation loop vectorised). Every event still gets a position; the sample only
+decides which points shape the layout. ``bench/umap_strategy.py``
 measures time and trustworthiness of this strategy against plain umap-learn on all points.
 
 Seeding. A fixed ``random_state`` makes umap-learn run single-threaded (about half the speed), and
 its parallel SGD is not bit-reproducible anyway (Hogwild updates race between threads). So by
-default ``seed`` fixes what shapes the map, the sample choice and the initial layout (PCA of the
-sample, computed here), and the optimisation runs in parallel: the same seed gives the same
-arrangement of clusters, with small point-level jitter between runs. ``UmapParams(exact=True)``
-also passes the seed to umap-learn for bit-for-bit repeatable maps at the slower speed.
+default ``seed`` fixes the sample choice and the initial layout (PCA of the sample, computed
+here) and umap-learn runs unseeded and in parallel. The same seed then gives a similar map, not
+the same one: measured on 30,000 clustered points, cluster centres moved by a median 5% of the
+map's width between two runs (the worst by 40%). That is the default because speed is what the
+analyst waits on, and the projection cache shows a computed map again unchanged;
+``UmapParams(exact=True)`` also seeds umap-learn, for bit-for-bit repeatable maps (checked by
+hand on 400 points) at about half the speed.
+
+When unseeded, umap-learn draws from NumPy's global generator; this module never seeds or touches it.
 
 Numba. The first UMAP fit in a process pays ~30 s of JIT whatever the on-disk cache holds, and
 ``transform`` has a first-call cost of its own; ``warm_up_numba`` pays both in the background at
@@ -47,22 +53,21 @@ DEFAULT_N_NEIGHBORS = 15
 DEFAULT_MIN_DIST = 0.1
 # Sample UMAP is fitted on before transform() places the rest, and the SGD epochs of each step.
 # Measured on 72,000 x 64 clustered points, 2 shared cores (bench/umap_strategy.py): 15,000 points,
-# 100 fit epochs and 20 transform epochs cost ~10 CPU-seconds (~7.5 s wall) with trustworthiness
-# 0.932 vs 0.941 for plain umap-learn on all points (~35 s wall); umap-learn's own budgets
-# (200 + 30 epochs) cost 35% more CPU for no gain in trustworthiness (0.928), as the PCA start
-# already puts clusters in place.
+# 100 fit epochs and 20 transform epochs took ~10 CPU-seconds (7.5-10.7 s wall, other users on the
+# cores) with trustworthiness 0.932 vs 0.941 for plain umap-learn on all points (35-54 s wall in
+# the same runs); umap-learn's own budgets (200 + 30 epochs) cost 35% more CPU for no gain in
+# trustworthiness (0.928), as the PCA start already puts clusters in place.
 DEFAULT_FIT_SAMPLE = 15_000
 MIN_UMAP_POINTS = 10
 MIN_FIT_SAMPLE = 100
 # umap-learn switches from exact nearest neighbours to NN-descent (and, in transform, to the search
 # index) at 4,096 points; a warm-up below that leaves the large-data code paths uncompiled.
-UMAP_EXACT_NN_BELOW = 4_096
 WARM_UP_POINTS = 4_500
 WARM_UP_TRANSFORM_POINTS = 300
 # Strata beyond this many (a near-unique colour column) make stratification meaningless.
 MAX_STRATA = 200
-# Classes smaller than this are taken whole into a stratified sample (when the budget allows),
-# so 73 failures among 27,084 events are all in the sample instead of ~54 of them.
+# A class whose proportional share of a sample falls below this keeps min(its size, this) members,
+# so all 73 failures among 27,084 events are in a 20,000-event sample instead of ~54 of them.
 RARE_CLASS_FLOOR = 500
 FINGERPRINT_SAMPLE_ROWS = 1_024
 FIT_EPOCHS_SAMPLED = 100
@@ -81,7 +86,8 @@ _warm = False
 # --------------------------------------------------------------------------- input checks
 
 
-def _as_embeddings(emb: Any, *, what: str = "embeddings") -> np.ndarray:
+def as_embedding_matrix(emb: Any, *, what: str = "embeddings") -> np.ndarray:
+    """A C-contiguous float32 [N, d] copy of ``emb``, or UserError naming what is wrong with it."""
     array = np.asarray(emb)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
         raise UserError(f"{what} must be a non-empty 2-D array [events, dims], got shape {array.shape}")
@@ -210,7 +216,7 @@ def pca_2d(emb: Any, n_components: int = 2) -> np.ndarray:
 
     if n_components not in (2, 3):
         raise UserError(f"n_components must be 2 or 3, got n_components={n_components!r}")
-    array = _as_embeddings(emb)
+    array = as_embedding_matrix(emb)
     n, d = array.shape
     if n < 2:
         return np.zeros((n, n_components), dtype=np.float32)
@@ -234,20 +240,19 @@ class UmapParams:
     metric: str = "cosine"
     seed: int = 0
     fit_sample: int = DEFAULT_FIT_SAMPLE  # fit on this many points, transform() the rest
-    exact: bool = False  # also seed umap-learn itself: bit-repeatable, single-threaded, ~2x slower
+    exact: bool = False  # also seed umap-learn itself: bit-repeatable, single-threaded, ~2x slower (see module doc)
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.n_components in (2, 3), f"n_components must be 2 or 3, got n_components={self.n_components!r}"),
-            (isinstance(self.n_neighbors, int) and 2 <= self.n_neighbors <= 200, f"n_neighbors must be an integer in [2, 200], got n_neighbors={self.n_neighbors!r}"),
-            (isinstance(self.min_dist, (int, float)) and 0.0 <= self.min_dist <= 1.0, f"min_dist must be in [0, 1], got min_dist={self.min_dist!r}"),
-            (self.metric in UMAP_METRICS, f"metric must be one of {UMAP_METRICS}, got metric={self.metric!r}"),
-            (isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer, got seed={self.seed!r}"),
-            (isinstance(self.fit_sample, int) and self.fit_sample >= MIN_FIT_SAMPLE, f"fit_sample must be an integer >= {MIN_FIT_SAMPLE}, got fit_sample={self.fit_sample!r}"),
-        ]
-        for ok, message in checks:
+        def check(ok: bool, rule: str, name: str) -> None:
             if not ok:
-                raise UserError(message)
+                raise UserError(f"{name} must be {rule}, got {name}={getattr(self, name)!r}")
+
+        check(self.n_components in (2, 3), "2 or 3", "n_components")
+        check(isinstance(self.n_neighbors, int) and 2 <= self.n_neighbors <= 200, "an integer in [2, 200]", "n_neighbors")
+        check(isinstance(self.min_dist, (int, float)) and 0.0 <= self.min_dist <= 1.0, "in [0, 1]", "min_dist")
+        check(self.metric in UMAP_METRICS, f"one of {UMAP_METRICS}", "metric")
+        check(isinstance(self.seed, int) and self.seed >= 0, "a non-negative integer", "seed")
+        check(isinstance(self.fit_sample, int) and self.fit_sample >= MIN_FIT_SAMPLE, f"an integer >= {MIN_FIT_SAMPLE}", "fit_sample")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -278,7 +283,6 @@ def _make_reducer(params: UmapParams, n_fit: int, init: np.ndarray | str, *, sam
         init=init,
         n_epochs=n_epochs,
         random_state=params.seed if params.exact else None,
-        transform_seed=params.seed,
         n_jobs=1 if params.exact else -1,
     )
 
@@ -350,7 +354,7 @@ def umap_project(emb: Any, params: UmapParams = UmapParams(), *, labels: Any = N
     the map will be coloured by, and put its name in the cache key) and places the others with
     ``transform``. With N <= fit_sample this is plain umap-learn on all points.
     """
-    array = _as_embeddings(emb)
+    array = as_embedding_matrix(emb)
     n = array.shape[0]
     if n < MIN_UMAP_POINTS:
         raise UserError(f"UMAP needs at least {MIN_UMAP_POINTS} events, got {n}")
@@ -409,10 +413,10 @@ def is_warm() -> bool:
 # --------------------------------------------------------------------------- cache
 
 
-def data_fingerprint(data: Any, *, sample_rows: int = FINGERPRINT_SAMPLE_ROWS) -> str:
+def data_fingerprint(data: Any, *, rows_to_hash: int = FINGERPRINT_SAMPLE_ROWS) -> str:
     """A cheap, stable identity for an embedding array or an events frame.
 
-    Shape, dtype (or column names and dtypes) and the bytes of up to ``sample_rows`` evenly spaced
+    Shape, dtype (or column names and dtypes) and the bytes of up to ``rows_to_hash`` evenly spaced
     rows plus the last row: milliseconds for 72,000 x 256, and any re-embedding (new checkpoint,
     new data) changes the sampled rows. A change confined to unsampled rows goes unnoticed: that is
     the price of being cheap, so callers also key on the run and checkpoint.
@@ -420,7 +424,7 @@ def data_fingerprint(data: Any, *, sample_rows: int = FINGERPRINT_SAMPLE_ROWS) -
     digest = hashlib.blake2b(digest_size=16)
     if isinstance(data, pd.DataFrame):
         n = len(data)
-        rows = _strided_rows(n, sample_rows)
+        rows = _strided_rows(n, rows_to_hash)
         header = [list(data.shape), [str(c) for c in data.columns], [str(t) for t in data.dtypes]]
         digest.update(json.dumps(header).encode())
         picked = data.iloc[rows]
@@ -433,7 +437,7 @@ def data_fingerprint(data: Any, *, sample_rows: int = FINGERPRINT_SAMPLE_ROWS) -
         array = np.asarray(data)
         digest.update(json.dumps([list(array.shape), array.dtype.str]).encode())
         if array.ndim > 0 and array.shape[0] > 0:
-            digest.update(np.ascontiguousarray(array[_strided_rows(array.shape[0], sample_rows)]).tobytes())
+            digest.update(np.ascontiguousarray(array[_strided_rows(array.shape[0], rows_to_hash)]).tobytes())
     return digest.hexdigest()
 
 

@@ -2,7 +2,7 @@
 
 Layout (DESIGN.md "Contracts"): ``config.json``, ``schema.json``, ``encoder.json``,
 ``metrics.jsonl``, ``checkpoint_last.pt``, ``checkpoint_best.pt``, ``status.json``.
-No pickle anywhere: configs, schemas and encoders are JSON; a checkpoint holds only tensors and
+Nothing is serialised as code: configs, schemas and encoders are JSON; a checkpoint holds only tensors and
 plain types (state_dicts, the config as a JSON string, counters, RNG state tensors) and is read
 with ``torch.load(..., weights_only=True)``, so a file carrying a pickled object is refused.
 Every write of a whole file goes through engine.atomic (temp file + ``os.replace``): a reader, or

@@ -416,7 +416,8 @@ def checkpoint_state(config: RunConfig, modules: Modules, optimizer: torch.optim
         "best_loss": None if math.isinf(state.best_loss) else state.best_loss,
         "best_epoch": state.best_epoch,
         "bad_epochs": state.bad_epochs,
-        "rng": {"shuffle": gens.shuffle_at_epoch_start.clone(), "augment": gens.augment.get_state()},
+        "rng": {"shuffle": gens.shuffle_at_epoch_start.clone(), "augment": gens.augment.get_state(),
+                "augment_device": gens.augment.device.type},
     }
 
 
@@ -449,7 +450,12 @@ def restore(path: Path, config: RunConfig, modules: Modules, optimizer: torch.op
     scheduler.load_state_dict(saved["scheduler"])
     gens.shuffle.set_state(saved["rng"]["shuffle"])
     gens.shuffle_at_epoch_start = saved["rng"]["shuffle"].clone()
-    gens.augment.set_state(saved["rng"]["augment"])
+    if saved["rng"].get("augment_device", device.type) == device.type:
+        gens.augment.set_state(saved["rng"]["augment"])
+    else:  # a CUDA generator's state does not fit a CPU generator: restart the stream, deterministically
+        logger.warning("%s: resuming on %s after training on %s; augmentation randomness restarts (not bit-exact)",
+                       path, device.type, saved["rng"]["augment_device"])
+        gens.augment.manual_seed(config.train.seed + AUGMENT_SEED_OFFSET + int(saved["global_step"]))
     best = saved.get("best_loss")
     return LoopState(
         epochs_done=int(saved["epochs_done"]), batch_in_epoch=int(saved["batch_in_epoch"]),
@@ -560,7 +566,6 @@ class _Trainer:
         max_norm = t.grad_clip if t.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.modules.parameters(), max_norm)
         loss_value, norm_value = parts.pop("loss"), float(grad_norm)
-        part_values = parts
         if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             what = "loss" if not math.isfinite(loss_value) else "gradient norm"
             raise TrainingDiverged(
@@ -570,7 +575,7 @@ class _Trainer:
             )
         self.optimizer.step()
         self.scheduler.step()
-        return loss_value, part_values, lr
+        return loss_value, parts, lr
 
     # -- validation ---------------------------------------------------------------------------
     @torch.no_grad()

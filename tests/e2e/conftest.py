@@ -27,11 +27,23 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+E2E_EVENTS = 20_000  # big enough that a Quick demo run lasts long enough to press Stop
+
+
+@pytest.fixture(scope="session")
+def e2e_demo_parquet(tmp_path_factory) -> Path:
+    from engine.sample import generate_file
+
+    path = tmp_path_factory.mktemp("e2e_demo") / "ocsf_demo.parquet"
+    generate_file(path, E2E_EVENTS, 0)
+    return path
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, small_demo_parquet):
+def server(tmp_path_factory, e2e_demo_parquet):
     port = _free_port()
     runs = tmp_path_factory.mktemp("runs")
-    env = {**os.environ, "OCSF_STUDIO_DEMO": str(small_demo_parquet), "OCSF_STUDIO_RUNS": str(runs)}
+    env = {**os.environ, "OCSF_STUDIO_DEMO": str(e2e_demo_parquet), "OCSF_STUDIO_RUNS": str(runs)}
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -40,3 +40,23 @@ def test_data_then_augmentation_shows_highlighted_preview(server, page):
     page.get_by_text("Changed cells in protected fields").scroll_into_view_if_needed()
     screenshot(page, "03_augmentation_change_rates")
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_quick_demo_training_shows_live_curves_and_stops(server, page):
+    page.goto(server)
+    page.get_by_role("button", name="Load demo dataset").click()
+    expect(page.get_by_role("heading", name="Schema")).to_be_visible(timeout=60_000)
+    page.get_by_role("link", name="Training").click()
+    expect(page.get_by_role("button", name="Start training")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Start training").click()
+    # The live chart appears and refreshes on its own (the fragment polls the job once a second).
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    expect(chart).to_be_visible(timeout=90_000)
+    first_progress = page.locator('[data-testid="stProgress"]').first.inner_text()
+    page.wait_for_timeout(2_500)
+    screenshot(page, "04_training_live")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text("Stopped after")).to_be_visible(timeout=60_000)
+    screenshot(page, "05_training_stopped")
+    assert "step" in first_progress
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -88,6 +88,12 @@ def test_nan_labels_are_dropped_and_tiny_classes_do_not_crash():
     assert any("fewer than 10 events" in note for note in card.notes)
 
 
+def test_boolean_labels_keep_their_names():
+    x, y = blobs([60, 60])
+    card = evaluate.scorecard(x, y == 1)
+    assert sorted(label for label, _ in card.classes) == ["False", "True"]
+
+
 def test_no_labels_and_id_like_labels_are_unscorable_not_errors():
     x, _ = blobs([50, 50])
     assert "no event has a label" in dict(evaluate.scorecard(x, [None] * 100).reasons)["knn_accuracy"]
@@ -168,6 +174,19 @@ def test_knn_score_excludes_self_and_handles_duplicates():
     assert scores[2] > 0.5  # orthogonal to its nearest other event (cosine distance ~0.9)
 
 
+def test_lof_on_a_shared_neighbour_graph_matches_scikit_learns_cosine_lof():
+    from sklearn.neighbors import LocalOutlierFactor
+
+    x, _ = planted_outliers(n=300, n_out=6)
+    graph = evaluate.neighbour_graph(x, k=20)
+    assert graph.indices.shape == (306, 20) and not (graph.indices == np.arange(306)[:, None]).any()
+    reference = LocalOutlierFactor(n_neighbors=10, metric="cosine", algorithm="brute").fit(x)
+    assert np.allclose(evaluate.lof_score(graph=graph, k=10), -reference.negative_outlier_factor_, rtol=1e-3)
+    assert np.allclose(evaluate.knn_score(graph=graph, k=20), evaluate.knn_score(x, k=20))
+    with pytest.raises(UserError, match="holds 20 neighbours"):
+        evaluate.knn_score(graph=graph, k=30)
+
+
 def test_anomaly_metrics_with_one_class_or_missing_labels():
     scores = np.arange(10, dtype=float)
     one_class = evaluate.anomaly_metrics(scores, np.zeros(10))
@@ -210,6 +229,9 @@ def test_contrast_finds_a_planted_over_represented_value_and_a_numeric_shift():
     assert duration["std_diff"] > 2 and "higher" in duration["description"]
     assert set(table["column"][:2]) == {"status_id", "duration"}  # the planted differences beat the noise in "service"
     assert "trace_id" not in set(table["column"])
+    codes = pd.DataFrame({"code": [200.0] * 90 + [504.0] * 10 + [np.nan] * 5})
+    picked = evaluate.contrast(codes, (np.arange(105) >= 90) & (np.arange(105) < 100))
+    assert picked.iloc[0]["value"] == "504"  # integer codes print as integers even when NaN made them floats
     assert table["strength"].is_monotonic_decreasing
     assert evaluate.contrast(frame, np.zeros(n, bool)).empty
     with pytest.raises(UserError, match="selected_mask"):

@@ -356,7 +356,7 @@ def test_thread_tuner_keeps_the_fastest_count_and_restores():
     before = torch.get_num_threads()
 
     def probe():  # pretend one thread is the fast setting (as on a busy machine)
-        time.sleep(0.002 if torch.get_num_threads() == 1 else 0.02)
+        time.sleep(0.001 if torch.get_num_threads() == 1 else 0.05)
 
     tuner = ThreadTuner(probe, max_threads=2, interval_s=3600)
     assert tuner.candidates == (2, 1)
