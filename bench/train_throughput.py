@@ -170,6 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=72_000, help="demo events to train on (default 72,000)")
     parser.add_argument("--ref-steps", type=int, default=25, help="timed steps of the reference loop (default 25)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of ours + reference; the best of each counts (default 2)")
     args = parser.parse_args()
 
     began = time.perf_counter()
@@ -177,43 +178,50 @@ def main() -> None:
     print(f"data: {data.n_rows:,} rows, {data.encoder.n_model_numeric} model numeric + {len(data.encoder.cardinalities)} categorical inputs")
     config = bench_config()
 
-    ours = train(config, data)
-    threads = ours.history[-1].cpu_threads
-    print(f"ours:      {ours.records_per_s:9,.0f} records/s  ({ours.global_step} steps, {ours.history[0].precision}, "
-          f"{threads} CPU thread(s) chosen)")
+    # Rounds, best of each: the CPU is shared, and a neighbour's burst should not decide the figure.
+    default_threads = torch.get_num_threads()
+    best: dict[str, float] = {"ours": 0.0, "reference": 0.0, "reference_default": 0.0}
+    for round_no in range(1, args.rounds + 1):
+        ours = train(config, data)
+        threads = ours.history[-1].cpu_threads or default_threads
+        torch.set_num_threads(threads)
+        reference, reference_augment_ms = reference_records_per_s(data, args.ref_steps)
+        torch.set_num_threads(default_threads)
+        reference_default, _ = reference_records_per_s(data, args.ref_steps)
+        print(f"round {round_no}: ours {ours.records_per_s:7,.0f} records/s ({ours.global_step} steps, {ours.history[0].precision}, "
+              f"{threads} thread(s) chosen); reference {reference:7,.0f} with {threads} thread(s), "
+              f"{reference_default:7,.0f} with torch's default {default_threads}", flush=True)
+        for key, value in (("ours", ours.records_per_s), ("reference", reference), ("reference_default", reference_default)):
+            best[key] = max(best[key], value)
     ours_fp32 = train(bench_config(precision="fp32", max_rows=24_000), data)
     print(f"ours fp32: {ours_fp32.records_per_s:9,.0f} records/s  (same loop without bf16 autocast, 24,000 rows)")
-
-    # The reference twice: with the thread count our trainer chose (the reported ratio: it isolates
-    # the loop's design), and with torch's default count, as the tutorial's code would run.
-    default_threads = torch.get_num_threads()
-    reference_default, _ = reference_records_per_s(data, args.ref_steps)
-    torch.set_num_threads(threads or default_threads)
-    reference, reference_augment_ms = reference_records_per_s(data, args.ref_steps)
+    torch.set_num_threads(threads)
     peak_fp32 = matmul_peak_gflops(torch.float32)
     peak_bf16 = matmul_peak_gflops(torch.bfloat16)
     augment_ms = augment_ms_per_batch(data, config)
     torch.set_num_threads(default_threads)
+    ours_rate, reference, reference_default = best["ours"], best["reference"], best["reference_default"]
+    print(f"ours:      {ours_rate:9,.0f} records/s  (best of {args.rounds})")
     print(f"reference: {reference:9,.0f} records/s  (Dataset + DataLoader, per-column swap loop, two forward passes, fp32, "
-          f"{threads or default_threads} thread(s) as ours)")
+          f"the thread count ours chose)")
     print(f"reference: {reference_default:9,.0f} records/s  (the same with torch's default {default_threads} thread(s))")
-    ratio = ours.records_per_s / reference
-    ratio_default = ours.records_per_s / reference_default
-    achieved = flops_per_record(data.encoder.n_model_numeric, len(data.encoder.cardinalities)) * ours.records_per_s / 1e9
+    ratio = ours_rate / reference
+    ratio_default = ours_rate / reference_default
     print(f"ratio ours / reference: {ratio:.2f}x at equal thread counts (target >= 2); {ratio_default:.2f}x against "
           f"the reference on torch's default thread count")
+    achieved = flops_per_record(data.encoder.n_model_numeric, len(data.encoder.cardinalities)) * ours_rate / 1e9
     print(f"achieved {achieved:,.1f} GFLOP/s; matmul peak fp32 {peak_fp32:,.1f} GFLOP/s, bf16 {peak_bf16:,.1f} GFLOP/s "
           f"({threads or default_threads} thread(s))")
     print(f"augmentation: ours {augment_ms:.2f} ms per batch (both views + model inputs), reference {reference_augment_ms:.2f} ms")
 
     job_rate, backend, job_wall = job_records_per_s(config, data, "auto")
-    print(f"TrainingJob ({backend}): {job_rate:9,.0f} records/s  = {job_rate / ours.records_per_s:.0%} of ours "
+    print(f"TrainingJob ({backend}): {job_rate:9,.0f} records/s  = {job_rate / ours_rate:.0%} of ours "
           f"(target >= 90%; {job_wall:.1f} s wall including worker start-up)")
     thread_rate, _, _ = job_records_per_s(config, data, "thread")
-    print(f"TrainingJob (thread, for comparison): {thread_rate:9,.0f} records/s = {thread_rate / ours.records_per_s:.0%} of ours")
+    print(f"TrainingJob (thread, for comparison): {thread_rate:9,.0f} records/s = {thread_rate / ours_rate:.0%} of ours")
     print(f"bench took {time.perf_counter() - began:.0f} s")
     print(json.dumps({
-        "ours_records_per_s": round(ours.records_per_s, 1),
+        "ours_records_per_s": round(ours_rate, 1),
         "reference_records_per_s": round(reference, 1),
         "ratio": round(ratio, 3),
         "achieved_gflops": round(achieved, 2),

@@ -97,3 +97,58 @@ def collapse_chart(epochs: Sequence[dict]) -> go.Figure:
             fig.add_trace(go.Scatter(x=x, y=values, name=name, mode="lines+markers"))
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="epoch", legend=dict(orientation="h", y=1.2))
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedding map
+# ---------------------------------------------------------------------------------------------
+OUTCOME_COLOURS = {"Success": "#16a34a", "Failure": "#dc2626", "Other": "#9ca3af"}
+QUALITATIVE = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16",
+               "#f97316", "#6366f1", "#14b8a6", "#a855f7"]
+OTHER_COLOUR = "#d1d5db"
+
+
+def embedding_map(coords, rows, colour, *, kind: str, hover, title: str = "") -> go.Figure:
+    """A WebGL scatter of ``coords`` ([n, 2] or [n, 3]) for dataset ``rows`` (customdata = row number).
+
+    ``kind`` "categorical": ``colour`` holds strings, one trace per value (legend, outcome colours);
+    "numeric": ``colour`` holds floats on a continuous scale.
+    """
+    import numpy as np
+
+    three_d = coords.shape[1] == 3
+    scatter = go.Scatter3d if three_d else go.Scattergl
+    marker_size = 2 if three_d else 4
+    fig = go.Figure()
+
+    def axes(idx):
+        xyz = {"x": coords[idx, 0], "y": coords[idx, 1]}
+        if three_d:
+            xyz["z"] = coords[idx, 2]
+        return xyz
+
+    if kind == "numeric":
+        values = np.asarray(colour, dtype=float)
+        fig.add_trace(scatter(**axes(slice(None)), mode="markers", customdata=rows, hovertext=hover, hoverinfo="text",
+                              marker=dict(size=marker_size, color=values, colorscale="Viridis", showscale=True, opacity=0.8),
+                              name=title or "value"))
+    else:
+        values = np.asarray(colour, dtype=object)
+        order = sorted(set(values), key=lambda v: (v == "other", v not in OUTCOME_COLOURS, str(v)))
+        for i, value in enumerate(order):
+            idx = np.flatnonzero(values == value)
+            colour_of = OUTCOME_COLOURS.get(value, OTHER_COLOUR if value == "other" else QUALITATIVE[i % len(QUALITATIVE)])
+            fig.add_trace(scatter(**axes(idx), mode="markers", customdata=rows[idx], hovertext=hover[idx], hoverinfo="text",
+                                  marker=dict(size=marker_size, color=colour_of, opacity=0.75), name=f"{value} ({len(idx):,})"))
+    fig.update_layout(height=620, margin=dict(l=0, r=0, t=30 if title else 10, b=0), title=title or None,
+                      legend=dict(itemsizing="constant", orientation="h", y=-0.05), dragmode="lasso" if not three_d else "orbit",
+                      xaxis=dict(showticklabels=False, title=None), yaxis=dict(showticklabels=False, title=None))
+    return fig
+
+
+def anomaly_histogram(scores, threshold: float) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=scores, nbinsx=80, marker_color="#6b7280"))
+    fig.add_vline(x=threshold, line_color="#dc2626", line_dash="dash", annotation_text="threshold")
+    fig.update_layout(height=220, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="anomaly score", yaxis_title="events",
+                      bargap=0.02)
+    return fig

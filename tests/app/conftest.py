@@ -15,6 +15,7 @@ APP = str(ROOT / "app.py")
 def app_env(small_demo_parquet, tmp_path, monkeypatch):
     monkeypatch.setenv("OCSF_STUDIO_DEMO", str(small_demo_parquet))
     monkeypatch.setenv("OCSF_STUDIO_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("OCSF_STUDIO_NO_WARMUP", "1")
     # st.cache_resource objects outlive an AppTest instance within one pytest process.
     st.cache_resource.clear()
     yield tmp_path
