@@ -281,6 +281,9 @@ class TrainingJob:
         finally:
             if self._process is not None:
                 self._process.join(WORKER_JOIN_S)
+                if self._process.is_alive():  # it reported its end but hangs on exit: do not leak it
+                    self._process.terminate()
+                    self._process.join(WORKER_JOIN_S)
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _worker_spec(self, scratch: Path) -> dict[str, str | None]:

@@ -1,4 +1,6 @@
 """Training: start a run on a background worker, watch it learn, stop it, resume it, compare runs."""
+import dataclasses
+
 import streamlit as st
 
 from engine.config import PRESET_LABELS
@@ -22,7 +24,8 @@ with st.expander("New run", expanded=not jobs.running()):
                           format_func=lambda k: PRESET_LABELS.get(k, "Custom"),
                           help="Quick demo finishes on the 72,000-event demo data in about a minute on a laptop CPU.")
         try:
-            config = config_form(choice)
+            # The augmentation settings previewed on the Augmentation page live in the schema.
+            config = dataclasses.replace(config_form(choice), augment=schema.augment)
         except UserError as exc:
             st.error(str(exc))
             config = None

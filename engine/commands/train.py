@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -37,11 +38,15 @@ def run(args: argparse.Namespace) -> int:
     from engine.runs import create_run
     from engine.train import prepare_data, train
 
-    config = load_config(args.config, args.overrides)
+    load_config(args.config, args.overrides)  # bad settings fail before the data is read
     df, _report = load(args.data)
     if len(df) == 0:
         raise UserError(f"{args.data}: no usable rows to train on")
     schema = build_schema(df, args)
+    # A saved schema carries the augmentation settings the analyst previewed: they win over the
+    # config file's, and --set wins over both. The run folder's schema then says what was used.
+    config = load_config(args.config, args.overrides, augment=schema.augment if args.schema else None)
+    schema = schema.with_augment(config.augment)
     data = prepare_data(df, schema, config, source=str(args.data))
     name = args.name or config.name or config.preset
     run_dir = create_run(args.runs_dir, name, config, schema, data.encoder, source=str(args.data), n_rows=data.n_rows)
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if result.status == "failed" else 0
 
 
-def load_config(path: str | None, overrides: list[str]) -> Any:
+def load_config(path: str | None, overrides: list[str], *, augment: Any = None) -> Any:
     from engine.config import RunConfig
 
     config = RunConfig()
@@ -78,6 +83,8 @@ def load_config(path: str | None, overrides: list[str]) -> Any:
             raise UserError(f"{path}: {exc}") from None
         except TypeError as exc:
             raise UserError(f"{path}: invalid config ({exc})") from None
+    if augment is not None:
+        config = dataclasses.replace(config, augment=augment)
     return config.with_overrides(parse_overrides(overrides))
 
 

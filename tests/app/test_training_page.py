@@ -6,7 +6,7 @@ import time
 
 import pandas as pd
 
-from engine.config import RunConfig
+from engine.config import AugmentConfig, RunConfig
 from engine.ingest import load
 from engine.jobs import TrainingJob
 from engine.schema import infer_schema
@@ -41,6 +41,8 @@ def test_training_asks_for_data_first(app):
 
 def test_start_a_run_and_follow_it_to_the_end(app, app_env):
     _open_training(app)
+    # The strength previewed on the Augmentation page lives in the schema: training must use it.
+    app.session_state["schema"] = app.session_state["schema"].with_augment(AugmentConfig(noise_level=0.07))
     [preset] = [r for r in app.radio if r.label == "Preset"]
     preset.set_value("custom")
     app.run()
@@ -68,6 +70,7 @@ def test_start_a_run_and_follow_it_to_the_end(app, app_env):
     assert status["status"] == "done"
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model"]["d_model"] == 32 and config["train"]["max_rows"] == 800
+    assert config["augment"]["noise_level"] == 0.07
     runs_table = app.dataframe[0].value
     assert list(runs_table["status"]) == ["done"]
 

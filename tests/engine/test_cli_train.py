@@ -106,3 +106,20 @@ def test_python_dash_m_engine_train_help_lists_the_options():
     assert result.returncode == 0
     for option in ("--schema", "--config", "--set", "--label", "--exclude", "--exclude-outcome", "--runs-dir", "--name", "--json"):
         assert option in result.stdout
+
+
+def test_a_saved_schema_brings_its_augmentation_settings_and_set_wins(small_events_file, tmp_path, capsys):
+    from engine.config import AugmentConfig
+    from engine.schema import infer_schema
+
+    frame, _ = load(small_events_file)
+    schema_path = tmp_path / "schema.json"
+    infer_schema(frame).with_augment(AugmentConfig(noise_level=0.05, swap_prob=0.12)).save(schema_path)
+    code, out, _ = run_cli(capsys, "train", str(small_events_file), *TINY_SETS, "--schema", str(schema_path),
+                           "--set", "swap_prob=0.18", "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert code == 0
+    run_dir = json.loads(out)["run_dir"]
+    used = runs.run_info(run_dir).config.augment
+    assert (used.noise_level, used.swap_prob) == (0.05, 0.18)  # previewed noise, --set swap
+    saved = runs.load_run(run_dir).schema.augment
+    assert (saved.noise_level, saved.swap_prob) == (0.05, 0.18)  # the run's schema says what was used
