@@ -43,7 +43,9 @@ with st.expander("UMAP settings"):
                         seed=int(c.number_input("seed", 0, 10_000, 0)))
 outcome_codes, _ = colour_values(frame, OUTCOME)
 umap_future = umap_map(target, emb, params, outcome_codes)
-scorer = "knn"
+scorer = st.radio("Anomaly scorer", ["knn", "lof", "iforest"], horizontal=True, disabled=colour_by != ANOMALY,
+                  format_func={"knn": "kNN distance (k=20)", "lof": "Local Outlier Factor", "iforest": "Isolation Forest"}.get,
+                  help="Scored on the embeddings; colour by 'anomaly score' to use it.")
 anomaly_future = anomaly_scores(target, emb, scorer) if colour_by == ANOMALY else None
 
 
@@ -55,9 +57,12 @@ def map_section():
         coords, method = pca_map(target, emb, dims), "PCA"
         problem = error_message(umap_future) if umap_future.done() else None
         st.caption(f"UMAP failed: {problem}" if problem else "PCA map shown; the UMAP map replaces it when ready (computing in the background).")
-    scores = anomaly_future.result() if anomaly_future is not None and anomaly_future.done() and not anomaly_future.exception() else None
+    scored = anomaly_future is not None and anomaly_future.done() and anomaly_future.exception() is None
+    scores = anomaly_future.result().scores if scored else None
+    if scored and anomaly_future.result().note:
+        st.caption(anomaly_future.result().note)
     if colour_by == ANOMALY and scores is None:
-        st.caption("Scoring anomalies (kNN distance, k=20) in the background...")
+        st.caption("Scoring anomalies in the background...")
         values, kind = colour_values(frame, OUTCOME)
     else:
         values, kind = colour_values(frame, colour_by, scores)

@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from engine import evaluate, project
+from engine import project
+from engine.explore import OUTCOME
 from engine.embed import embed
 from engine.ocsf import outcome_label
 from engine.runs import LoadedRun, checkpoint_path, load_run
 from ui import background
 from ui.state import Dataset
 
-OUTCOME = "outcome"
 ANOMALY = "anomaly score"
 TOP_VALUES = 12
 HOVER_FIELDS = ("class_name", "activity_name", "status", "user.name", "actor.user.name", "src_endpoint.ip",
@@ -111,15 +111,11 @@ def evaluation(target: Target, frame: pd.DataFrame, label: str, anomaly_label: s
                              label=label, anomaly_label=anomaly_label, checkpoint=target.checkpoint)
 
 
-def _anomaly_task(emb: np.ndarray, scorer: str) -> np.ndarray:
-    if scorer == "iforest":
-        return evaluate.isolation_forest_score(emb)
-    graph = evaluate.neighbour_graph(emb)
-    return evaluate.lof_score(graph=graph) if scorer == "lof" else evaluate.knn_score(graph=graph)
-
-
 def anomaly_scores(target: Target, emb: np.ndarray, scorer: str) -> Future:
-    return background.submit(("anomaly", target, scorer), _anomaly_task, emb, scorer)
+    """A future of engine.explore.AnomalyScores for the embeddings (kNN distance, LOF or Isolation Forest)."""
+    from engine.explore import anomaly_scores as score
+
+    return background.submit(("anomaly", target, scorer), score, emb, scorer)
 
 
 # -- colouring and hover ----------------------------------------------------------------------
