@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -80,6 +81,43 @@ class RowDataset(Dataset):
         return self.x_num[i], self.x_cat[i]
 
 
+class TutorialBlock(nn.Module):
+    """The tutorial's residual block: fc1 -> BatchNorm -> ReLU -> Dropout -> fc2 -> BatchNorm, + input, ReLU, Dropout."""
+
+    def __init__(self, d_model: int, dropout: float) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+        self.bn1, self.bn2 = nn.BatchNorm1d(d_model), nn.BatchNorm1d(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(torch.relu(self.bn1(self.fc1(x))))
+        return self.dropout(torch.relu(x + self.bn2(self.fc2(h))))
+
+
+class TutorialResNet(nn.Module):
+    """TabularResNet as the tutorial's snippets write it: one nn.Embedding per categorical column, the
+    embeddings and the numeric Linear concatenated, nn.Dropout. Same architecture and parameter shapes
+    as engine.model.TabularResNet (its per-column tables are one stacked table there), with the
+    snippets' correctness defects (DESIGN.md) fixed; what differs is only how it is computed."""
+
+    def __init__(self, *, n_num: int, cardinalities: list[int], d_model: int, n_blocks: int, dropout: float) -> None:
+        super().__init__()
+        self.num_linear = nn.Linear(n_num, d_model // 2)
+        self.embeddings = nn.ModuleList(nn.Embedding(card, d_model // 4) for card in cardinalities)
+        self.input_linear = nn.Linear(d_model // 2 + len(cardinalities) * (d_model // 4), d_model)
+        self.input_norm = nn.BatchNorm1d(d_model)
+        self.blocks = nn.ModuleList(TutorialBlock(d_model, dropout) for _ in range(n_blocks))
+        self.output_norm = nn.LayerNorm(d_model)
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        parts = [self.num_linear(x_num)] + [embedding(x_cat[:, i]) for i, embedding in enumerate(self.embeddings)]
+        x = torch.relu(self.input_norm(self.input_linear(torch.cat(parts, dim=1))))
+        for block in self.blocks:
+            x = block(x)
+        return self.output_norm(x)
+
+
 def tutorial_augment(x_num: torch.Tensor, x_cat: torch.Tensor, cards: list[int], noise: float = 0.1, swap: float = 0.15):
     x_num = x_num + noise * torch.randn_like(x_num)
     x_cat = x_cat.clone()
@@ -89,12 +127,17 @@ def tutorial_augment(x_num: torch.Tensor, x_cat: torch.Tensor, cards: list[int],
     return x_num, x_cat
 
 
-def reference_records_per_s(data: TrainData, steps: int, warmup: int = 3, max_seconds: float = 10.0) -> tuple[float, float]:
-    """(records/s, augmentation ms per batch) of the tutorial-style loop: ``steps`` timed steps, or fewer after ``max_seconds``."""
+def reference_records_per_s(data: TrainData, steps: int, warmup: int = 3, max_seconds: float = 10.0,
+                            model_class: type[nn.Module] = TutorialResNet) -> tuple[float, float]:
+    """(records/s, augmentation ms per batch) of the tutorial-style loop: ``steps`` timed steps, or fewer after ``max_seconds``.
+
+    ``model_class`` TutorialResNet is the tutorial's code; engine.model.TabularResNet runs the same
+    loop on our implementation of the same model (a figure printed for comparison).
+    """
     x_num, x_cat = data.encoder.model_inputs(data.tensors)
     cards = data.encoder.cardinalities
     torch.manual_seed(0)
-    model = TabularResNet(n_num=x_num.shape[1], cardinalities=cards, **MODEL)
+    model = model_class(n_num=x_num.shape[1], cardinalities=cards, **MODEL)
     head = ProjectionHead(d_model=MODEL["d_model"], d_out=PROJECTION_DIM)
     optimizer = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=1e-3, weight_decay=1e-4)
     loader = DataLoader(RowDataset(x_num, x_cat), batch_size=BATCH, shuffle=True, drop_last=True)

@@ -17,14 +17,22 @@ standardising step as the clean ones (fitted on both together, see ``_raw_stabil
 
 Anomaly scores (``anomaly_scores``): kNN mean cosine distance (k=20, the default), LOF or
 Isolation Forest on the embeddings, and Isolation Forest on the raw features as the baseline.
-An exact neighbour search over all events costs O(N^2 d): ~31 s for 72,000 x 128 on the 2 shared
-cores here (numpy's GEMM alone takes 24 s of it, so no exact method is much faster; pynndescent
-took 16 s warm and 34 s of JIT cold). Above ``EXACT_NEIGHBOURS_MAX`` events the neighbours are
-therefore searched among a seeded uniform reference sample of ``REFERENCE_SIZE`` events (each
-event scored against it, a reference event never against itself): ~7 s for 72,000 x 128. The
-scale of "20 nearest" then widens, a 20-nearest among a 28% sample reaches about as far as the 72
-nearest among all, which measured on the demo data changed AUROC by <= 0.01 (see the figures in
-``REFERENCE_SIZE``'s comment). The report says which was used.
+An exact neighbour search over all events costs O(N^2 d): 31-34 s for 72,000 x 128 on the 2
+shared cores here (numpy's GEMM alone takes 24 s of it, so no exact method is much faster;
+pynndescent took 16 s warm and 34 s of JIT cold; scikit-learn's algorithm="auto" picks brute
+force above 15 dimensions anyway). Above ``EXACT_NEIGHBOURS_MAX`` events the neighbours are
+therefore searched among a seeded uniform reference sample of ``REFERENCE_SIZE`` events (every
+event is scored against it, a reference event never against itself). Measured on the 72,000-event
+demo data (quick-preset model, d_model 128): kNN 4.7 s instead of 33.6 s, AUROC 0.395 instead of
+0.391, Spearman 0.86 with the exact scores; a 10,000-event reference took 2.6 s but moved AUROC
+to 0.485 (Spearman 0.74), so 20,000. The scale of "20 nearest" widens (20 among a 28% sample
+reach about as far as 72 among all). LOF changes more (Spearman 0.33, AUROC 0.47 vs 0.52): its
+local densities are those of the reference. The report and ``AnomalyScores.note`` say which was used.
+
+Cost of a whole ``evaluate_run`` on the 2 shared cores: ~50 s for the 72,000-event demo data
+(d_model 128): four forward passes ~2-5 s each, the three scorecards 8-11 s each (silhouette and
+kNN on 20,000-event samples, engine.evaluate), anomaly scores ~5-7 s; pass ``embeddings`` when
+they are at hand. The tutorial data (27,084 events, exact neighbours) takes about as long.
 """
 from __future__ import annotations
 
@@ -66,8 +74,7 @@ SCORERS = ("knn", "lof", "iforest")
 ANOMALY_K = evaluate.ANOMALY_K
 # Exact neighbour search up to this many events (~5 s at 30,000 x 128 here); above, a reference sample.
 EXACT_NEIGHBOURS_MAX = 30_000
-# Measured on the 72,000-event demo data, quick-preset run (d_model 128), 2 shared cores:
-# exact kNN 31 s; reference 20,000: 9.3 s; 10,000: 7.0 s. See bench/explore.py --anomaly for AUROC.
+# The reference sample above EXACT_NEIGHBOURS_MAX (figures in the module docstring; bench/explore.py --evaluate).
 REFERENCE_SIZE = 20_000
 UNTRAINED_SEED_OFFSET = 7_919  # the untrained net's init must not share draws with the noise
 
@@ -444,42 +451,19 @@ def evaluate_run(
 
     tensors = run.encoder.transform(df)
     noisy = perturbed_inputs(run, tensors, seed=seed)
-    perturbable = bool(perturbable_columns(run))
-    emb = embeddings if embeddings is not None else embed(run, tensors, batch_size=batch_size,
-                                                          on_progress=progress.stage("embed", "embedding events"))
-    emb = as_embedding_matrix(emb)
-    if len(emb) != len(df):
-        raise UserError(f"embeddings have {len(emb)} rows but the data has {len(df)}")
-    emb_noisy = embed(run, noisy, batch_size=batch_size, on_progress=progress.stage("perturbed", "embedding perturbed events"))
-    untrained_stage = progress.stage("untrained", "embedding with an untrained network")
-    untrained = dataclasses.replace(run, model=untrained_model(run, seed=seed))
-    base = embed(untrained, tensors, batch_size=batch_size, on_progress=lambda d, t: untrained_stage(d, 2 * t))
-    base_noisy = embed(untrained, noisy, batch_size=batch_size, on_progress=lambda d, t: untrained_stage(t + d, 2 * t))
-    progress.stage("raw", "encoding raw features")
-    raw = _raw_baseline(run, tensors)
-
-    no_noise = None if perturbable else "the run has no numeric inputs to perturb"
-    progress.stage("scorecard", "scoring the embeddings")
-    card = _with_stability(evaluate.scorecard(emb, labels, seed=seed),
-                           evaluate.stability(emb, emb_noisy) if perturbable else None, no_noise)
-    progress.stage("raw scorecard", "scoring the raw features")
-    raw_card = _raw_card(raw, labels, run, tensors, noisy, seed, no_noise)
-    progress.stage("untrained scorecard", "scoring the untrained network")
-    base_card = _with_stability(evaluate.scorecard(base, labels, seed=seed),
-                                evaluate.stability(base, base_noisy) if perturbable else None, no_noise)
+    views = _embed_views(run, tensors, noisy, embeddings, batch_size, seed, progress)
+    card, raw_card, base_card = _scorecards(run, views, labels, tensors, noisy, seed, progress)
 
     progress.stage("anomaly", "scoring anomalies")
-    scores = anomaly_scores(emb, scorer, seed=seed)
-    anomaly = None
-    if truth is not None:
-        anomaly = _anomaly_section(scores, truth, raw, anomaly_column, seed)
-    label_name = "the outcome" if label == OUTCOME else label
+    scores = anomaly_scores(views.emb, scorer, seed=seed)
+    anomaly = _anomaly_section(scores, truth, views.raw, anomaly_column, seed) if truth is not None else None
+    label_name = "the outcome" if label in (OUTCOME, "status_id") else label
     verdict = " ".join(s for s in (evaluate.verdict(card, label_name), _baseline_sentence(card, raw_card, base_card)) if s)
     report = EvaluationReport(
         label=label, scorecard=card.to_dict(),
         baselines={"raw": raw_card.to_dict(), "untrained": base_card.to_dict()},
         anomaly=anomaly, verdict=verdict, n_rows=len(df), seconds=time.perf_counter() - started,
-        notes=_notes(run, label, scores, raw), run_dir=str(run.run_dir), checkpoint=run.checkpoint,
+        notes=_notes(run, label, scores, views.raw), run_dir=str(run.run_dir), checkpoint=run.checkpoint,
         anomaly_label=anomaly_column, anomaly_scores=scores.scores,
     )
     progress.finish()
@@ -491,6 +475,50 @@ def evaluate_run(
 class _RawBaseline:
     matrix: np.ndarray | None  # None: no input is left once the outcome family is out
     reason: str | None
+
+
+@dataclass(frozen=True)
+class _Views:
+    """The representations evaluate_run scores: each clean and (for stability) perturbed."""
+
+    emb: np.ndarray
+    emb_noisy: np.ndarray
+    untrained: np.ndarray
+    untrained_noisy: np.ndarray
+    raw: _RawBaseline
+    perturbable: bool  # False: no numeric input to put noise on, so no stability
+
+
+def _embed_views(run: LoadedRun, tensors: TabularTensors, noisy: TabularTensors, embeddings: np.ndarray | None,
+                 batch_size: int, seed: int, progress: _Progress) -> _Views:
+    if embeddings is None:
+        embeddings = embed(run, tensors, batch_size=batch_size, on_progress=progress.stage("embed", "embedding events"))
+    emb = as_embedding_matrix(embeddings)
+    if len(emb) != len(tensors):
+        raise UserError(f"embeddings have {len(emb)} rows but the data has {len(tensors)}")
+    emb_noisy = embed(run, noisy, batch_size=batch_size, on_progress=progress.stage("perturbed", "embedding perturbed events"))
+    untrained_stage = progress.stage("untrained", "embedding with an untrained network")
+    untrained = dataclasses.replace(run, model=untrained_model(run, seed=seed))
+    base = embed(untrained, tensors, batch_size=batch_size, on_progress=lambda done, n: untrained_stage(done, 2 * n))
+    base_noisy = embed(untrained, noisy, batch_size=batch_size, on_progress=lambda done, n: untrained_stage(n + done, 2 * n))
+    progress.stage("raw", "encoding raw features")
+    return _Views(emb, emb_noisy, base, base_noisy, _raw_baseline(run, tensors), bool(perturbable_columns(run)))
+
+
+def _scorecards(run: LoadedRun, views: _Views, labels: pd.Series, tensors: TabularTensors, noisy: TabularTensors,
+                seed: int, progress: _Progress) -> tuple[evaluate.Scorecard, evaluate.Scorecard, evaluate.Scorecard]:
+    """(embeddings, raw, untrained) scorecards, computed the same way."""
+    no_noise = None if views.perturbable else "the run has no numeric inputs to perturb"
+    progress.stage("scorecard", "scoring the embeddings")
+    card = _with_stability(evaluate.scorecard(views.emb, labels, seed=seed),
+                           evaluate.stability(views.emb, views.emb_noisy) if views.perturbable else None, no_noise)
+    progress.stage("raw scorecard", "scoring the raw features")
+    raw_card = _raw_card(views.raw, labels, run, tensors, noisy, seed, no_noise)
+    progress.stage("untrained scorecard", "scoring the untrained network")
+    base_card = _with_stability(evaluate.scorecard(views.untrained, labels, seed=seed),
+                                evaluate.stability(views.untrained, views.untrained_noisy) if views.perturbable else None,
+                                no_noise)
+    return card, raw_card, base_card
 
 
 def _raw_baseline(run: LoadedRun, tensors: TabularTensors) -> _RawBaseline:
@@ -557,13 +585,12 @@ def _baseline_sentence(card: evaluate.Scorecard, raw: evaluate.Scorecard, untrai
               if c.knn_balanced_accuracy is not None}
     if not others:
         return ""
-    beaten = [name for name, value in others.items() if ours > value + 0.01]
-    not_beaten = [f"{name} ({value:.2f})" for name, value in others.items() if ours <= value + 0.01]
-    if not not_beaten:
-        figures = ", ".join(f"{value:.2f}" for value in others.values())
-        return f"Training helped: balanced kNN accuracy {ours:.2f} against {figures} for {' and '.join(others)}."
-    return (f"Balanced kNN accuracy {ours:.2f} does not beat {' or '.join(not_beaten)}: "
-            "the model has not yet learned more than those already show.")
+    behind = [f"{name} ({value:.2f})" for name, value in others.items() if ours <= value + 0.01]
+    if not behind:
+        figures = " and ".join(f"{value:.2f} for {name}" for name, value in others.items())
+        return f"Training helped: balanced kNN accuracy {ours:.2f} against {figures}."
+    return (f"Balanced kNN accuracy {ours:.2f} is no better than with {' or '.join(behind)}: "
+            "training has not added separation beyond what the inputs give.")
 
 
 def _notes(run: LoadedRun, label: str, scores: AnomalyScores, raw: _RawBaseline) -> tuple[str, ...]:

@@ -36,9 +36,13 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     n = z1.shape[0]
     with torch.autocast(device_type=z1.device.type, enabled=False):
         z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-        logits = (z @ z.T) / temperature
-        self_pairs = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-        logits = logits.masked_fill(self_pairs, float("-inf"))
+        # 1 / temperature scales the [2N, d] factor, not the [2N, 2N] product; the self-pairs are
+        # set to -inf in place (the product is not saved for backward), so no [2N, 2N] mask is
+        # built: together 16 -> 11 ms forward + backward at N 512, d 128, one CPU thread.
+        # NOTE: the product stays float32: in bfloat16 it is ~6x faster on AMX, but its output is
+        # rounded to 8 bits (a logit error of up to ~0.03 at temperature 0.07).
+        logits = z @ (z.T / temperature)
+        logits.fill_diagonal_(float("-inf"))
         index = torch.arange(n, device=z.device)
         positives = torch.cat([index + n, index])
         return F.cross_entropy(logits, positives)

@@ -8,7 +8,8 @@ import streamlit as st
 from engine import evaluate
 from engine.evaluate import THRESHOLDS, traffic_light
 
-LIGHTS = {"good": "🟢", "fair": "🟡", "poor": "🔴", None: "⚪"}
+LIGHT_STYLES = {"good": "background-color: #dcfce7", "fair": "background-color: #fef9c3",
+                "poor": "background-color: #fee2e2", None: ""}
 METRICS = {"silhouette": "Silhouette (cosine)", "knn_accuracy": "kNN accuracy (k=10, CV)",
            "davies_bouldin": "Davies-Bouldin", "stability": "Stability (5% noise)"}
 COLUMNS = {"scorecard": "Trained model", "raw": "Raw encoded features", "untrained": "Untrained network"}
@@ -16,27 +17,39 @@ SELECTION_ROWS_SHOWN = 500
 DIFF_STYLE = "background-color: #fde68a"
 
 
+def _light(card: dict, metric: str) -> str | None:
+    """The traffic light of one metric (kNN's follows balanced accuracy, as engine.evaluate decides)."""
+    value = card.get("knn_balanced_accuracy") if metric == "knn_accuracy" else card.get(metric)
+    return traffic_light(metric, value)
+
+
 def _cell(card: dict, metric: str) -> str:
     value = card.get(metric)
     if value is None:
         return "n/a"
-    light_value = card.get("knn_balanced_accuracy", value) if metric == "knn_accuracy" else value
-    light = traffic_light(metric, light_value)
+    light = _light(card, metric)
     extra = f" (balanced {card['knn_balanced_accuracy']:.3f})" if metric == "knn_accuracy" and card.get("knn_balanced_accuracy") is not None else ""
-    return f"{LIGHTS[light]} {value:.3f}{extra}"
+    return f"{value:.3f}{extra} · {light or 'n/a'}"
 
 
-def scorecard_table(report: dict) -> pd.DataFrame:
-    """Metrics as rows; the trained model beside both baselines, each with its traffic light."""
+def scorecard_table(report: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics as rows; the trained model beside both baselines. Returns (values, traffic lights)."""
     cards = {"scorecard": report["scorecard"], **report["baselines"]}
-    table = pd.DataFrame({COLUMNS[name]: [_cell(card, m) for m in METRICS] for name, card in cards.items()}, index=list(METRICS.values()))
+    index = list(METRICS.values())
+    table = pd.DataFrame({COLUMNS[name]: [_cell(card, m) for m in METRICS] for name, card in cards.items()}, index=index)
+    lights = pd.DataFrame({COLUMNS[name]: [_light(card, m) for m in METRICS] for name, card in cards.items()}, index=index)
     table["Threshold"] = [f"{'>' if THRESHOLDS[m]['higher_is_better'] else '<'} {THRESHOLDS[m]['good']}" for m in METRICS]
-    return table
+    lights["Threshold"] = None
+    return table, lights
 
 
 def render_scorecard(report: dict) -> None:
     st.markdown(f"**{report['verdict']}**")
-    st.dataframe(scorecard_table(report), width="stretch")
+    table, lights = scorecard_table(report)
+    styles = lights.apply(lambda column: column.map(LIGHT_STYLES))
+    st.dataframe(table.style.apply(lambda _: styles, axis=None), width="stretch")
+    st.caption("Green: past the tutorial series' threshold; yellow: close; red: far. The kNN light follows balanced "
+               "accuracy, so a rare class (few failures) has to be found too.")
     reasons = report["scorecard"].get("reasons") or {}
     for metric, why in reasons.items():
         st.caption(f"{METRICS.get(metric, metric)}: {why}")

@@ -49,7 +49,8 @@ def test_map_scorecard_and_anomalies(app, app_env, small_demo_parquet):
     assert _wait_for(app, lambda: any("Threshold" in d.value.columns for d in app.dataframe))
     [scorecard] = [d.value for d in app.dataframe if "Threshold" in d.value.columns]
     assert list(scorecard.columns) == ["Trained model", "Raw encoded features", "Untrained network", "Threshold"]
-    assert scorecard.loc["Stability (5% noise)", "Trained model"].split()[-1].replace(".", "").isdigit()
+    value, light = scorecard.loc["Stability (5% noise)", "Trained model"].split(" · ")
+    assert 0.0 <= float(value) <= 1.0 and light in ("good", "fair", "poor")
     verdict = [m.value for m in app.markdown if "Success" in m.value]
     assert verdict, "a plain sentence says whether success and failure separate"
     metrics = {m.label: m.value for m in app.metric}

@@ -1,6 +1,8 @@
 """The real browser: a new user clicks "Load demo dataset" and sees the schema table."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -59,4 +61,41 @@ def test_quick_demo_training_shows_live_curves_and_stops(server, page):
     expect(page.get_by_text("Stopped after")).to_be_visible(timeout=60_000)
     screenshot(page, "05_training_stopped")
     assert "step" in first_progress
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_whole_demo_story_train_explore_and_select(server, page):
+    page.goto(server)
+    page.get_by_role("button", name="Load demo dataset").click()
+    expect(page.get_by_role("heading", name="Schema")).to_be_visible(timeout=60_000)
+    page.get_by_text("Keep the outcome family out of the model inputs").click()  # honest separation, not by construction
+    page.wait_for_timeout(1000)
+    page.get_by_role("link", name="Training").click()
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("Done:")).to_be_visible(timeout=240_000)
+    screenshot(page, "06_training_done")
+
+    page.get_by_role("link", name="Explorer").click()
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    expect(chart).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("events shown").first).to_be_visible()
+    screenshot(page, "07_explorer_map")
+    verdict = page.locator('[data-testid="stMarkdown"]', has_text=re.compile("Success and Failure"))
+    expect(verdict).to_be_visible(timeout=240_000)  # the plain sentence above the scorecard table
+    verdict.scroll_into_view_if_needed()
+    screenshot(page, "08_explorer_scorecard")
+
+    # Lasso a region in the middle of the map: the selected events fill a table.
+    chart.scroll_into_view_if_needed()
+    box = chart.locator(".nsewdrag").first.bounding_box()
+    cx, cy, w, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"], box["height"]
+    page.mouse.move(cx - w * 0.3, cy - h * 0.3)
+    page.mouse.down()
+    for x, y in ((cx + w * 0.3, cy - h * 0.3), (cx + w * 0.3, cy + h * 0.3), (cx - w * 0.3, cy + h * 0.3), (cx - w * 0.3, cy - h * 0.25)):
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    expect(page.get_by_text("events selected")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Export CSV")).to_be_visible()
+    page.get_by_text("events selected").scroll_into_view_if_needed()
+    screenshot(page, "09_explorer_selection")
     assert page.locator('[data-testid="stException"]').count() == 0
