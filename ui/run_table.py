@@ -40,4 +40,4 @@ def config_diff(configs: dict[str, RunConfig]) -> pd.DataFrame:
         return pd.DataFrame()
     fields = list(next(iter(flats.values())))
     differing = [f for f in fields if len({repr(flat[f]) for flat in flats.values()}) > 1]
-    return pd.DataFrame({name: [flat[f] for f in differing] for name, flat in flats.items()}, index=differing).astype(str)
+    return pd.DataFrame({name: [str(flat[f]) for f in differing] for name, flat in flats.items()}, index=differing)
