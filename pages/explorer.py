@@ -88,8 +88,13 @@ map_section()
 
 st.subheader("Does the outcome separate?")
 labels = state.schema().labels if state.schema() else []
-label = st.selectbox("Score the separation of", [OUTCOME, *labels], format_func=lambda c: "Outcome (status_id)" if c == OUTCOME else c)
-report_future = evaluation(target, frame, label, default_anomaly_column(frame))
+left, right = st.columns(2)
+label = left.selectbox("Score the separation of", [OUTCOME, *labels], format_func=lambda c: "Outcome (status_id)" if c == OUTCOME else c)
+default_truth = default_anomaly_column(frame)
+truth_options = [None, *dict.fromkeys([default_truth, *labels] if default_truth else labels)]
+anomaly_label = right.selectbox("Anomaly label (for AUROC / PR-AUC)", truth_options, index=truth_options.index(default_truth),
+                                format_func=lambda c: "none" if c is None else c)
+report_future = evaluation(target, frame, label, anomaly_label)
 
 
 @st.fragment(run_every=1.0 if not report_future.done() else None)

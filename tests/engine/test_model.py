@@ -56,15 +56,74 @@ def test_absent_column_kinds_build_no_modules_for_them() -> None:
     assert no_numeric.num_linear is None and no_numeric.num_mask_value is None
     assert no_numeric.input_linear.in_features == len(CARDS) * 32 // 4
     no_categorical = _model(cardinalities=[])
-    assert len(no_categorical.cat_embeddings) == 0
+    assert no_categorical.cat_embedding is None
     assert no_categorical.input_linear.in_features == 32 // 2
 
 
 def test_embedding_tables_follow_the_cardinalities() -> None:
     model = _model()
-    assert [e.num_embeddings for e in model.cat_embeddings] == CARDS
-    assert {e.embedding_dim for e in model.cat_embeddings} == {32 // 4}
+    # One stacked table: column i owns cardinalities[i] rows (its own MASK, UNKNOWN and categories).
+    assert model.cat_embedding.weight.shape == (sum(CARDS), 32 // 4)
+    assert model.cat_offsets.tolist() == [0, 4, 11]
+    assert "cat_offsets" not in model.state_dict()  # derived from the cardinalities, not saved
     assert model.num_linear.out_features == 32 // 2
+
+
+def _tutorial_input_layer(model: TabularResNet, x_num, x_cat, num_mask=None) -> torch.Tensor:
+    """The tutorial's input layer with the model's weights: one lookup per column into that column's
+    own table, numeric Linear, concatenation, Linear. Written out plainly, as the reference."""
+    parts = []
+    if model.num_linear is not None:
+        if num_mask is not None:
+            x_num = torch.where(num_mask, model.num_mask_value, x_num)
+        parts.append(model.num_linear(x_num))
+    if model.cat_embedding is not None:
+        tables = model.cat_embedding.weight.split(list(model.cardinalities))
+        parts.extend(torch.nn.functional.embedding(x_cat[:, i], table) for i, table in enumerate(tables))
+    return model.input_linear(torch.cat(parts, dim=1))
+
+
+@pytest.mark.parametrize("n_rows", [2, 16, 300], ids=["lookup-then-multiply", "project-then-sum", "many-rows"])
+@pytest.mark.parametrize("n_num, cards", [(N_NUM, CARDS), (0, CARDS), (N_NUM, [])], ids=["both", "no-numeric", "no-categorical"])
+def test_stacked_table_input_layer_equals_per_column_embeddings(n_rows: int, n_num: int, cards: list[int]) -> None:
+    # 2 rows x 3 columns = 6 looked-up rows < 41 table rows: the lookup path; 16 or 300 rows: the projected-table path.
+    model = _model(n_num=n_num, cardinalities=cards).train()
+    x_num, x_cat = _inputs(n=n_rows, n_num=n_num, cards=cards, seed=3)
+    x_cat[0] = 0  # the MASK row of every column takes part too
+    num_mask = torch.rand(x_num.shape, generator=torch.Generator().manual_seed(4)) < 0.3
+    upstream = torch.randn(n_rows, 32, generator=torch.Generator().manual_seed(5))
+
+    def output_and_grads(layer) -> list[torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        out = layer(model, x_num, x_cat, num_mask)
+        out.backward(upstream)
+        return [out.detach()] + [p.grad.clone() for _, p in sorted(model.named_parameters()) if p.grad is not None]
+
+    ours = output_and_grads(lambda m, *args: m._input_layer(*args))
+    reference = output_and_grads(_tutorial_input_layer)
+    assert len(ours) == len(reference) > 1
+    for got, expected in zip(ours, reference):
+        assert got.shape == expected.shape
+        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_model_output_is_the_tutorial_stem_then_the_blocks() -> None:
+    model = _model(norm="batch", n_blocks=2).eval()
+    x_num, x_cat = _inputs(n=40)
+    x = torch.relu(model.input_norm(_tutorial_input_layer(model, x_num, x_cat)))
+    for block in model.blocks:
+        x = block(x)
+    assert torch.allclose(model(x_num, x_cat), model.output_norm(x), atol=1e-5)
+
+
+def test_input_layer_hands_on_the_autocast_dtype() -> None:
+    model = _model().eval()
+    x_num, x_cat = _inputs(n=40)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model._input_layer(x_num, x_cat, None)
+    assert out.dtype == torch.bfloat16
+    # computed in float32 and rounded once: within bfloat16's rounding of the float32 result
+    assert torch.allclose(out.float(), model._input_layer(x_num, x_cat, None), rtol=2 ** -8, atol=1e-6)
 
 
 def test_eval_mode_is_deterministic_and_ignores_dropout() -> None:
@@ -106,6 +165,16 @@ def test_dropout_multipliers_drop_at_rate_p_and_keep_the_mean(p: float) -> None:
     assert torch.allclose(lanes, torch.full((4,), p), atol=0.01)
     # The sites of one forward pass are independent draws, not one mask repeated.
     assert not torch.equal(keep[0], keep[1])
+
+
+def test_dropout_multipliers_come_in_the_activation_dtype() -> None:
+    like = torch.zeros(1, dtype=torch.bfloat16)
+    keep = _dropout_multipliers(2, torch.Size([64, 32]), 0.1, like=like, generator=torch.Generator().manual_seed(0))
+    as_float = _dropout_multipliers(2, torch.Size([64, 32]), 0.1, like=torch.zeros(1), generator=torch.Generator().manual_seed(0))
+    assert keep.dtype == torch.bfloat16
+    # Same generator state, same cells dropped; survivors carry 1 / (1 - p) rounded to the dtype.
+    assert torch.equal(keep == 0, as_float == 0)
+    assert torch.equal(keep[keep != 0].float().unique(), as_float[as_float != 0].to(torch.bfloat16).float().unique())
 
 
 def test_gradients_reach_every_parameter() -> None:
