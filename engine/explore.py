@@ -23,9 +23,10 @@ pynndescent took 16 s warm and 34 s of JIT cold; scikit-learn's algorithm="auto"
 force above 15 dimensions anyway). Above ``EXACT_NEIGHBOURS_MAX`` events the neighbours are
 therefore searched among a seeded uniform reference sample of ``REFERENCE_SIZE`` events (every
 event is scored against it, a reference event never against itself). Measured on the 72,000-event
-demo data (quick-preset model, d_model 128): kNN 4.7 s instead of 33.6 s, AUROC 0.395 instead of
-0.391, Spearman 0.86 with the exact scores; a 10,000-event reference took 2.6 s but moved AUROC
-to 0.485 (Spearman 0.74), so 20,000. The scale of "20 nearest" widens (20 among a 28% sample
+demo data (quick-preset models, d_model 128): kNN 4.7 s instead of 33.6 s, AUROC 0.395 instead
+of 0.391, Spearman 0.86 with the exact scores (a second model: 12 s vs 36 s under heavier load,
+AUROC 0.432 vs 0.398); a 10,000-event reference took 2.6 s but moved AUROC to 0.485 (Spearman
+0.74), so 20,000. The scale of "20 nearest" widens (20 among a 28% sample
 reach about as far as 72 among all). LOF changes more (Spearman 0.33, AUROC 0.47 vs 0.52): its
 local densities are those of the reference. The report and ``AnomalyScores.note`` say which was used.
 

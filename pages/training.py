@@ -9,7 +9,7 @@ from engine.jobs import TrainingJob
 from engine.runs import list_runs
 from engine.train import data_for_run, prepare_data
 from ui import state
-from ui.jobs import config_form, registry
+from ui.jobs import config_form, launch, registry
 from ui.training_view import compare_section, live_panel
 
 st.title("Training")
@@ -31,16 +31,8 @@ with st.expander("New run", expanded=not jobs.running()):
             config = None
         name = st.text_input("Run name", value=PRESET_LABELS.get(choice, "custom run"))
         if config is not None and st.button("Start training", type="primary", icon=":material/play_arrow:"):
-            try:
-                with st.spinner("Encoding the events..."):
-                    train_data = prepare_data(data.frame, schema, config, source=data.source)
-                job = jobs.add(TrainingJob.create(state.runs_dir(), name, config, train_data))
-                job.start()
-            except UserError as exc:
-                st.error(str(exc))
-            else:
-                st.session_state["active_run"] = job.run_id
-                st.rerun()
+            launch(jobs, "Encoding the events...", lambda: TrainingJob.create(
+                state.runs_dir(), name, config, prepare_data(data.frame, schema, config, source=data.source)))
 
 active = jobs.get(st.session_state.get("active_run", "")) or jobs.latest()
 if active is not None:
@@ -58,13 +50,5 @@ else:
         left, right = st.columns([3, 1])
         pick = left.selectbox("Resume a stopped run", [r.run_id for r in resumable])
         if right.button("Resume", icon=":material/replay:"):
-            try:
-                with st.spinner("Encoding the events with the run's own encoder..."):
-                    resume_data = data_for_run(state.runs_dir() / pick, data.frame, source=data.source)
-                job = jobs.add(TrainingJob.resume(state.runs_dir() / pick, resume_data))
-                job.start()
-            except UserError as exc:
-                st.error(str(exc))
-            else:
-                st.session_state["active_run"] = job.run_id
-                st.rerun()
+            launch(jobs, "Encoding the events with the run's own encoder...", lambda: TrainingJob.resume(
+                state.runs_dir() / pick, data_for_run(state.runs_dir() / pick, data.frame, source=data.source)))

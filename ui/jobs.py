@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from typing import Callable
+
 from engine.config import OBJECTIVES, PRESET_LABELS, RunConfig, preset
-from engine.jobs import JobRegistry
+from engine.errors import UserError
+from engine.jobs import JobRegistry, TrainingJob
 
 OBJECTIVE_LABELS = {"contrastive": "Contrastive (SimCLR)", "mfp": "Masked feature prediction", "both": "Both, weighted"}
 
@@ -35,3 +38,16 @@ def config_form(base_preset: str) -> RunConfig:
         "max_rows": c.number_input("Rows to train on (0 = all)", 0, 10_000_000, t.max_rows, step=1000),
     }
     return base.with_overrides(values)
+
+
+def launch(jobs: JobRegistry, doing: str, make_job: Callable[[], TrainingJob]) -> None:
+    """Build a job (encoding the data: slow, so under a spinner), register it, start it, follow it."""
+    try:
+        with st.spinner(doing):
+            job = jobs.add(make_job())
+        job.start()
+    except UserError as exc:
+        st.error(str(exc))
+        return
+    st.session_state["active_run"] = job.run_id
+    st.rerun()

@@ -86,3 +86,30 @@ def test_compare_two_runs_shows_their_config_difference(app, app_env, small_demo
     diff: pd.DataFrame = app.dataframe[1].value
     assert list(diff.index) == ["d_model"]
     assert sorted(diff.loc["d_model"].tolist()) == ["16", "32"]
+
+
+def test_resume_a_stopped_run_from_the_run_list(app, app_env, small_demo_parquet):
+    frame, _ = load(small_demo_parquet)
+    config = RunConfig().with_overrides({**TINY, "epochs": 4})
+    data = prepare_data(frame, infer_schema(frame), config, source=str(small_demo_parquet))
+    job = TrainingJob.create(app_env / "runs", "to resume", config, data, backend="thread")
+    job.start()
+    deadline = time.monotonic() + 60
+    while job.snapshot().epoch < 1 and time.monotonic() < deadline:  # stop once the first epoch is saved
+        time.sleep(0.05)
+    job.request_stop()
+    assert job.join(timeout=60).status.value == "stopped"
+
+    _open_training(app)
+    [pick] = [s for s in app.selectbox if s.label == "Resume a stopped run"]
+    assert pick.value == job.run_id
+    [resume] = [b for b in app.button if b.label == "Resume"]
+    resume.click()
+    app.run()
+    deadline = time.monotonic() + 180
+    while not app.success and not app.error and time.monotonic() < deadline:
+        time.sleep(1.0)
+        app.run()
+    assert any(s.value.startswith("Done: 4 epochs") for s in app.success), [e.value for e in app.error]
+    status = json.loads((job.run_dir / "status.json").read_text())
+    assert status["status"] == "done" and status["epochs_done"] == 4

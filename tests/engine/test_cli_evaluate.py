@@ -11,7 +11,7 @@ from tests.engine.test_explore import CONTRACT_ANOMALY, CONTRACT_METRICS, make_e
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    path, df = make_events(tmp_path_factory.mktemp("cli-evaluate-data"), n_events=1_200, seed=1)
+    path, df = make_events(tmp_path_factory.mktemp("cli-evaluate-data"), n_events=800, seed=1)
     run_dir = train_tiny_run(tmp_path_factory.mktemp("cli-evaluate-run"), df)
     return str(run_dir), str(path)
 
