@@ -272,6 +272,11 @@ def verdict(card: Scorecard, label_name: str) -> str:
     mean = sum(points[light] for light in separation) / len(separation)
     if mean >= 1.5:
         sentence = f"{names} separate well in the embedding space."
+    elif lights["knn_accuracy"] == GOOD:
+        # Neighbourhoods are pure but the classes do not form compact clusters: say both, not an average.
+        sentence = (f"{names} are told apart by their nearest neighbours (balanced kNN accuracy "
+                    f"{card.knn_balanced_accuracy:.2f}) but do not form separate clusters (silhouette "
+                    f"{card.silhouette:.2f}): on the map they sit side by side rather than apart.")
     elif mean >= 0.75:
         sentence = f"{names} partly separate: some neighbourhoods mix; compare with the baselines and check the augmentation page."
     else:

@@ -53,6 +53,8 @@ def render_scorecard(report: dict) -> None:
     reasons = report["scorecard"].get("reasons") or {}
     for metric, why in reasons.items():
         st.caption(f"{METRICS.get(metric, metric)}: {why}")
+    for note in report.get("notes", []):
+        st.caption(f"Note: {note}")
     anomaly = report.get("anomaly")
     if anomaly:
         a, b, c = st.columns(3)
@@ -60,6 +62,10 @@ def render_scorecard(report: dict) -> None:
         b.metric("PR-AUC", f"{anomaly['pr_auc']:.3f}" if anomaly.get("pr_auc") is not None else "n/a")
         c.metric("AUROC, Isolation Forest on raw features", f"{anomaly['raw_isolation_forest_auroc']:.3f}"
                  if anomaly.get("raw_isolation_forest_auroc") is not None else "n/a")
+        if anomaly.get("auroc") is not None and anomaly["auroc"] < 0.5:
+            st.caption("AUROC below 0.5: the labelled anomalies sit in denser neighbourhoods than normal events "
+                       "(attacks that come in bursts look alike), so distance-based scores rank them low. "
+                       "Try the Isolation Forest scorer.")
 
 
 def downloads(frame: pd.DataFrame, stem: str) -> None:

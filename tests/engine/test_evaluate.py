@@ -251,3 +251,11 @@ def test_raw_baseline_scorecard_on_the_tutorial_data_copes_with_73_failures():
     assert dict(card.classes)["2"] == 73
     assert card.silhouette is not None and -1 <= card.silhouette <= 1
     assert 0 <= card.knn_balanced_accuracy <= 1
+
+
+def test_verdict_says_neighbours_separate_when_only_knn_is_good():
+    card = evaluate.Scorecard(silhouette=0.05, knn_accuracy=0.97, davies_bouldin=5.0, stability=0.99,
+                              knn_balanced_accuracy=0.95, classes=(("Success", 900), ("Failure", 100)), n_labelled=1000)
+    sentence = evaluate.verdict(card, "outcome")
+    assert "told apart by their nearest neighbours (balanced kNN accuracy 0.95)" in sentence
+    assert "do not form separate clusters (silhouette 0.05)" in sentence
