@@ -43,9 +43,10 @@ with st.expander("UMAP settings"):
                         seed=int(c.number_input("seed", 0, 10_000, 0)))
 outcome_codes, _ = colour_values(frame, OUTCOME)
 umap_future = umap_map(target, emb, params, outcome_codes)
-scorer = st.radio("Anomaly scorer", ["knn", "lof", "iforest"], horizontal=True, disabled=colour_by != ANOMALY,
+scorer = st.radio("Anomaly scorer", ["knn", "lof", "iforest"], horizontal=True,
                   format_func={"knn": "kNN distance (k=20)", "lof": "Local Outlier Factor", "iforest": "Isolation Forest"}.get,
-                  help="Scored on the embeddings; colour by 'anomaly score' to use it.")
+                  help="Scored on the embeddings: colours the map when you colour by 'anomaly score', "
+                       "and gives the AUROC / PR-AUC below.")
 anomaly_future = anomaly_scores(target, emb, scorer) if colour_by == ANOMALY else None
 
 
@@ -94,7 +95,7 @@ default_truth = default_anomaly_column(frame)
 truth_options = [None, *dict.fromkeys([default_truth, *labels] if default_truth else labels)]
 anomaly_label = right.selectbox("Anomaly label (for AUROC / PR-AUC)", truth_options, index=truth_options.index(default_truth),
                                 format_func=lambda c: "none" if c is None else c)
-report_future = evaluation(target, frame, label, anomaly_label)
+report_future = evaluation(target, frame, emb, label, anomaly_label, scorer)
 
 
 @st.fragment(run_every=1.0 if not report_future.done() else None)

@@ -104,11 +104,14 @@ def umap_map(target: Target, emb: np.ndarray, params: project.UmapParams, labels
     return background.submit(("umap", target, params), _umap_task, target, emb, params, labels)
 
 
-def evaluation(target: Target, frame: pd.DataFrame, label: str, anomaly_label: str | None) -> Future:
+def evaluation(target: Target, frame: pd.DataFrame, emb: np.ndarray, label: str, anomaly_label: str | None,
+               scorer: str) -> Future:
+    """A future of the scorecard, both baselines and anomaly metrics (engine.explore.evaluate_run)."""
     from engine.explore import evaluate_run
 
-    return background.submit(("evaluate", target, label, anomaly_label), evaluate_run, target.run_dir, frame,
-                             label=label, anomaly_label=anomaly_label, checkpoint=target.checkpoint)
+    run = loaded(target.run_dir, target.checkpoint, target.checkpoint_id)
+    return background.submit(("evaluate", target, label, anomaly_label, scorer), evaluate_run, run, frame,
+                             label=label, anomaly_label=anomaly_label, scorer=scorer, embeddings=emb)
 
 
 def anomaly_scores(target: Target, emb: np.ndarray, scorer: str) -> Future:
