@@ -39,6 +39,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
+	$(PY) bench/augment.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/explore.py
 
