@@ -42,7 +42,7 @@ CHECKPOINT_LAST = "checkpoint_last.pt"
 CHECKPOINT_BEST = "checkpoint_best.pt"
 CHECKPOINTS = {"last": CHECKPOINT_LAST, "best": CHECKPOINT_BEST}
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: stacked categorical embedding table and one MFP head over all vocabularies
 CHECKPOINT_KEYS = ("format", "config", "model", "optimizer", "scheduler", "epochs_done", "batch_in_epoch", "global_step", "rng")
 SLUG_MAX = 40
 METRICS_FLUSH_S = 1.0  # a reader (the UI after a crash) sees metrics at most this stale
@@ -258,8 +258,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                 f"{path}: refused to load checkpoint: it holds a pickled object, not only tensors and plain types ({first_line[:200]})"
             ) from None
         raise CheckpointError(f"{path}: checkpoint is corrupt or not a checkpoint ({type(exc).__name__}: {first_line[:200]})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path}: not a checkpoint of this tool (format {CHECKPOINT_FORMAT} expected)")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {state['format']} is from another version of this tool "
+                              f"(this one reads format {CHECKPOINT_FORMAT}); train the run again")
     missing = [key for key in CHECKPOINT_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")

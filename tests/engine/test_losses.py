@@ -97,6 +97,42 @@ def test_nt_xent_computes_in_float32_under_autocast() -> None:
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def _nt_xent_plain(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent written the plain way (a float32 product and a boolean mask), for autograd to differentiate."""
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    logits = (z @ z.T / temperature).masked_fill(torch.eye(len(z), dtype=torch.bool), float("-inf"))
+    n = len(z1)
+    return F.cross_entropy(logits, torch.cat([torch.arange(n) + n, torch.arange(n)]))
+
+
+def _nt_xent_gradients(loss_fn, z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    z1, z2 = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
+    loss_fn(z1, z2, temperature).backward()
+    return z1.grad, z2.grad
+
+
+@pytest.mark.parametrize("n, d, temperature", [(2, 4, 0.5), (16, 32, 0.07), (64, 8, 0.1)])
+def test_nt_xent_gradient_matches_plain_autograd_in_float32(n: int, d: int, temperature: float) -> None:
+    z1, z2 = _views(n, d, seed=n + d)
+    z2 = z1 + 0.5 * z2
+    for got, expected in zip(_nt_xent_gradients(nt_xent, z1, z2, temperature), _nt_xent_gradients(_nt_xent_plain, z1, z2, temperature)):
+        assert got.dtype == torch.float32
+        assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_nt_xent_gradient_of_bfloat16_views_is_the_float32_gradient_to_bfloat16_precision() -> None:
+    # bfloat16 views (what autocast hands over) get their backward products in bfloat16.
+    z1, z2 = _views(64, 32, seed=5)
+    z1, z2 = z1.to(torch.bfloat16), (z1 + 0.5 * z2).to(torch.bfloat16)
+    got = _nt_xent_gradients(nt_xent, z1, z2, 0.07)
+    expected = _nt_xent_gradients(_nt_xent_plain, z1.float(), z2.float(), 0.07)
+    for g, e in zip(got, expected):
+        assert g.dtype == torch.bfloat16
+        assert ((g.float() - e).norm() / e.norm()).item() < 2e-2
+    # The loss value itself is the float32 one.
+    assert nt_xent(z1, z2, 0.07).item() == pytest.approx(_nt_xent_plain(z1, z2, 0.07).item(), rel=1e-6)
+
+
 def test_nt_xent_rejects_mismatched_views_and_bad_temperature() -> None:
     z1, z2 = _views(4, 8)
     with pytest.raises(UserError, match="z1 and z2"):
@@ -200,6 +236,32 @@ def test_mfp_loss_without_numeric_columns_is_the_categorical_cross_entropy() -> 
     assert math.isfinite(loss.item())
     assert loss.item() == pytest.approx(parts["mfp_cat"], rel=1e-6)
     assert parts["mfp_num"] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_mfp_cross_entropy_matches_per_column_cross_entropy_for_far_apart_logits(dtype: torch.dtype) -> None:
+    # Columns whose logits sit hundreds apart (and spread widely inside a column) need each
+    # column's own shift: one shared shift would underflow a whole column to log(0).
+    cat_logits, num_pred, x_cat_true, x_num_true, cat_mask, num_mask = _mfp_batch(n=40)
+    centres, spreads = [600.0, -900.0, 0.0], [1.0, 80.0, 200.0]
+    cat_logits = [(logits * spread + centre).to(dtype).requires_grad_(True) for logits, centre, spread in zip(cat_logits, centres, spreads)]
+    loss, parts = mfp_loss(cat_logits, num_pred, x_cat_true, x_num_true, cat_mask, num_mask, cat_weight=1.0)
+    loss.backward()
+    ours = [logits.grad.clone() for logits in cat_logits]
+
+    expected = sum(
+        torch.nn.functional.cross_entropy(logits.float(), torch.where(cat_mask[:, i], x_cat_true[:, i], -100), reduction="sum")
+        for i, logits in enumerate(cat_logits)
+    ) / cat_mask.sum()
+    for logits in cat_logits:
+        logits.grad = None
+    expected.backward()
+    assert math.isfinite(loss.item())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert parts["mfp_cat"] == pytest.approx(expected.item(), rel=1e-5)
+    for got, logits in zip(ours, cat_logits):
+        assert got.dtype == dtype
+        assert torch.allclose(got.float(), logits.grad.float(), atol=1e-6)
 
 
 def test_mfp_loss_rejects_a_head_count_that_does_not_match_the_columns() -> None:

@@ -12,6 +12,7 @@ from engine.model import (
     ProjectionHead,
     TabularResNet,
     _dropout_multipliers,
+    _row_sums,
     mask_inputs,
 )
 
@@ -105,6 +106,17 @@ def test_stacked_table_input_layer_equals_per_column_embeddings(n_rows: int, n_n
     for got, expected in zip(ours, reference):
         assert got.shape == expected.shape
         assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_both_ways_of_summing_looked_up_rows_agree() -> None:
+    # embedding_bag where the device has it (CPU, CUDA); gather-then-sum elsewhere (MPS).
+    table = torch.randn(41, 8, generator=torch.Generator().manual_seed(0))
+    index = torch.randint(0, 41, (20, 3), generator=torch.Generator().manual_seed(1))
+    bag = _row_sums(table, index, use_embedding_bag=True)
+    gathered = _row_sums(table, index, use_embedding_bag=False)
+    assert bag.shape == (20, 8)
+    assert torch.allclose(bag, gathered, atol=1e-6)
+    assert torch.allclose(bag[0], table[index[0]].sum(dim=0), atol=1e-6)
 
 
 def test_model_output_is_the_tutorial_stem_then_the_blocks() -> None:
@@ -251,14 +263,20 @@ def test_inputs_of_the_wrong_width_are_rejected() -> None:
 
 def test_mfp_heads_keep_one_head_per_column() -> None:
     heads = MFPHeads(d_model=32, n_num=N_NUM, cardinalities=CARDS)
-    cat_logits, num_pred = heads(torch.randn(6, 32))
-    assert len(heads.cat_heads) == len(cat_logits) == len(CARDS)
+    embedding = torch.randn(6, 32)
+    cat_logits, num_pred = heads(embedding)
+    assert len(cat_logits) == len(CARDS)
     assert [l.shape for l in cat_logits] == [(6, c) for c in CARDS]
     assert num_pred.shape == (6, N_NUM)
+    # Column i's classifier is its block of rows of the one stacked Linear: a Linear of its own.
+    weights, biases = heads.cat_head.weight.split(CARDS), heads.cat_head.bias.split(CARDS)
+    for logits, weight, bias in zip(cat_logits, weights, biases):
+        assert torch.allclose(logits, torch.nn.functional.linear(embedding, weight, bias), atol=1e-6)
     cat_logits, num_pred = MFPHeads(d_model=32, n_num=0, cardinalities=[3])(torch.randn(6, 32))
     assert num_pred is None and len(cat_logits) == 1
-    cat_logits, num_pred = MFPHeads(d_model=32, n_num=2, cardinalities=[])(torch.randn(6, 32))
-    assert cat_logits == [] and num_pred.shape == (6, 2)
+    no_categorical = MFPHeads(d_model=32, n_num=2, cardinalities=[])
+    cat_logits, num_pred = no_categorical(torch.randn(6, 32))
+    assert cat_logits == [] and num_pred.shape == (6, 2) and no_categorical.cat_head is None
 
 
 def test_projection_head_shape() -> None:

@@ -185,3 +185,10 @@ def test_load_run_bad_folders_are_user_errors(tmp_path):
         runs.load_run(tmp_path)
     with pytest.raises(UserError, match="checkpoint must be one of"):
         runs.checkpoint_path(tmp_path, "newest")
+
+
+def test_a_checkpoint_of_an_older_format_is_refused_with_a_clear_message(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"format": 1, "model": {"w": torch.zeros(2)}}, path)
+    with pytest.raises(runs.CheckpointError, match="format 1 is from another version"):
+        runs.load_checkpoint(path)

@@ -371,3 +371,41 @@ def test_training_restores_the_callers_thread_count():
     config = tiny_config(epochs=1, cpu_threads=1)
     train(config, tiny_data(config))
     assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Step helpers
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("max_norm, grad_scale", [(0.5, 1.0), (0.5, 1e-3), (1e9, 1.0), (math.inf, 10.0)],
+                         ids=["clipped", "under-the-limit", "huge-limit", "no-limit"])
+def test_clip_gradients_matches_torch_clip_grad_norm_bit_for_bit(max_norm, grad_scale):
+    def model_with_gradients() -> torch.nn.Module:
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 4), torch.nn.Linear(4, 2, bias=False))
+        g = torch.Generator().manual_seed(1)
+        for parameter in module.parameters():
+            parameter.grad = torch.randn(parameter.shape, generator=g) * grad_scale
+        module[1].bias.grad = None  # a parameter without a gradient is skipped, as torch does
+        return module
+
+    ours, theirs = model_with_gradients(), model_with_gradients()
+    norm = train_module.clip_gradients(ours.parameters(), max_norm)
+    expected = torch.nn.utils.clip_grad_norm_(theirs.parameters(), max_norm)
+    assert isinstance(norm, float) and norm == expected.item()
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert (a.grad is None) == (b.grad is None)
+        assert a.grad is None or torch.equal(a.grad, b.grad)
+    if max_norm == 0.5 and grad_scale == 1.0:  # this case really clips
+        clipped = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in ours.parameters() if p.grad is not None]))
+        assert clipped.item() == pytest.approx(0.5, rel=1e-4)
+
+
+def test_clip_gradients_of_no_gradients_is_zero():
+    assert train_module.clip_gradients(torch.nn.Linear(2, 2).parameters(), 1.0) == 0.0
+
+
+def test_freed_memory_is_kept_for_reuse_where_glibc_allows_it():
+    import platform
+
+    applied = train_module.keep_freed_memory_for_reuse()
+    assert applied is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
