@@ -9,7 +9,7 @@ in pure torch on the tensors' device.
 
 Preprocessing follows the scikit-learn contract: ``__init__`` stores parameters, ``fit``
 learns the attributes ending in ``_``, ``transform`` refuses to run unfitted. Everything fitted
-round-trips through plain JSON (``to_json`` / ``from_json``), never pickle.
+round-trips through plain JSON (``to_json`` / ``from_json``), never a Python object dump.
 """
 from __future__ import annotations
 

@@ -487,7 +487,7 @@ class ProjectionKey:
 
 
 class ProjectionCache:
-    """Projections on disk (``<method>-<digest>.npy`` + ``.json`` metadata; no pickle), e.g. in a run folder.
+    """Projections on disk (``<method>-<digest>.npy`` + ``.json`` metadata; plain arrays, allow_pickle=False), e.g. in a run folder.
 
     ``get`` returns the array only when the stored metadata matches the whole key, so a changed run,
     checkpoint, data fingerprint, method or parameter is a miss. Writes are atomic; at most
