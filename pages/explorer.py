@@ -50,8 +50,17 @@ scorer = st.radio("Anomaly scorer", ["knn", "lof", "iforest"], horizontal=True,
 anomaly_future = anomaly_scores(target, emb, scorer) if colour_by == ANOMALY else None
 
 
-@st.fragment(run_every=1.0 if not umap_future.done() or (anomaly_future and not anomaly_future.done()) else None)
+def _map_pending() -> bool:
+    return not umap_future.done() or (anomaly_future is not None and not anomaly_future.done())
+
+
+map_pending_at_start = _map_pending()
+
+
+@st.fragment(run_every=1.0 if map_pending_at_start else None)
 def map_section():
+    if map_pending_at_start and not _map_pending():
+        st.rerun()  # the background work ended: one full run draws the result and stops the polling
     if umap_future.done() and umap_future.exception() is None:
         coords, method = umap_future.result(), "UMAP"
     else:
@@ -78,8 +87,6 @@ def map_section():
         render_selection(frame, picked)
     else:
         st.caption("Box- or lasso-select points to see them as events; click one point to see its nearest neighbours.")
-    if umap_future.done() and method == "PCA" and umap_future.exception() is None:
-        st.rerun()
     if colour_by == ANOMALY and scores is not None:
         st.subheader("Most anomalous events")
         render_anomalies(frame, scores)
@@ -98,8 +105,13 @@ anomaly_label = right.selectbox("Anomaly label (for AUROC / PR-AUC)", truth_opti
 report_future = evaluation(target, frame, emb, label, anomaly_label, scorer)
 
 
-@st.fragment(run_every=1.0 if not report_future.done() else None)
+report_pending_at_start = not report_future.done()
+
+
+@st.fragment(run_every=1.0 if report_pending_at_start else None)
 def scorecard_section():
+    if report_pending_at_start and report_future.done():
+        st.rerun()  # one full run renders the scorecard and stops the polling
     if not report_future.done():
         st.caption("Computing the scorecard in the full embedding space, with both baselines...")
         st.progress(0.5, text="silhouette, kNN accuracy, Davies-Bouldin, stability")
@@ -109,10 +121,6 @@ def scorecard_section():
         st.error(f"Could not score this run: {problem}")
         return
     render_scorecard(report_future.result().to_dict())
-    if st.session_state.get("_scorecard_pending"):
-        st.session_state["_scorecard_pending"] = False
-        st.rerun()
 
 
-st.session_state["_scorecard_pending"] = not report_future.done()
 scorecard_section()
