@@ -53,3 +53,23 @@ def test_overriding_a_protection_needs_confirmation(app):
     assert any("Protection overridden for status_id" in e.value for e in app.error)
     metric = {m.label: m.value for m in app.metric}
     assert int(metric["Changed cells in protected fields"]) > 0
+
+
+def test_page_works_on_the_tutorial_series_real_parquet(app):
+    from tests.conftest import TUTORIAL_PARQUET
+
+    app.switch_page("pages/data.py")
+    app.run()
+    app.text_input[0].input(str(TUTORIAL_PARQUET))
+    [submit] = [b for b in app.button if b.label == "Load file"]
+    submit.click()
+    app.run()
+    app.switch_page("pages/augmentation.py")
+    app.run()
+    assert not app.exception and not app.error
+    policies = app.dataframe[0].value.set_index("field")
+    assert policies.loc["status_id", "policy"] == "protected" and policies.loc["duration", "policy"] == "jitter"
+    assert {m.label: m.value for m in app.metric}["Changed cells in protected fields"] == "0"
+    app.radio[0].set_value("By filter")  # pick events by a column's value: failures only
+    app.run()
+    assert not app.exception and not app.error
