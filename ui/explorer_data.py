@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,9 +38,7 @@ class Target:
     data_id: str  # fingerprint of the events frame
 
     @property
-    def cache_dir(self):
-        from pathlib import Path
-
+    def cache_dir(self) -> Path:
         return Path(self.run_dir) / "cache"
 
 
