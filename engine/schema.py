@@ -735,6 +735,8 @@ def _spec(s: ColumnStats, ctx: _Context) -> ColumnSpec:
     verdict = _decide(s, ctx)
     role = verdict.role or _default_role(s, verdict.type)
     policy = _policy_for(verdict.type, role, s.family)
+    if verdict.rule == "array-count":
+        policy = Policy.NONE  # "3.2 observables" is no event: item counts stay as they are (still an input)
     return ColumnSpec(
         name=s.name, type=verdict.type, role=role, policy=policy,
         reason=_reason(s, verdict, verdict.type, policy, ctx),

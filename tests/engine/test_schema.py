@@ -444,3 +444,13 @@ def test_generated_demo_events_when_the_generator_exists():
             assert spec.type == T.IGNORE, spec.reason
         if isinstance(df[column].dropna().iloc[0] if df[column].notna().any() else None, list):
             assert spec.type == T.IGNORE, spec.reason
+
+
+def test_array_item_counts_are_inputs_left_unaugmented():
+    frame = pd.DataFrame({"observables.count": [1, 2, 3, 2] * 25, "observables": ["[]"] * 100,
+                          "duration": [float(i * 7 % 97 + 1) for i in range(100)]})
+    schema = infer_schema(frame)
+    count = schema["observables.count"]
+    assert count.type == T.NUMERIC and "observables.count" in schema.numeric
+    assert count.policy == P.NONE and "array item count" in count.reason
+    assert schema["duration"].policy == P.JITTER
