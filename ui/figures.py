@@ -65,7 +65,7 @@ def training_curves(records: Sequence[dict]) -> go.Figure:
                                  line=dict(color="#dc2626", width=2), marker=dict(size=8)), row=1, col=1)
     fig.add_trace(go.Scatter(x=x, y=[r["lr"] for r in steps], name="learning rate", line=dict(color="#6b7280")), row=2, col=1)
     fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_yaxes(title_text="lr", tickformat=".0e", row=2, col=1)
+    fig.update_yaxes(title_text="lr", tickformat=".1e", row=2, col=1)
     fig.update_xaxes(title_text="step", row=2, col=1)
     fig.update_layout(height=460, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.08), uirevision="keep")
     return fig
