@@ -143,14 +143,20 @@ def _json_float(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), 6)
 
 
+def _present(values: Any, n: int, what: str, per: str) -> tuple[np.ndarray, pd.Series]:
+    """(mask of rows with a value, those values) for a per-row array that must have ``n`` entries."""
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    if len(series) != n:
+        raise UserError(f"{what} has {len(series)} values but there are {n} {per}")
+    series = series.reset_index(drop=True)
+    keep = ~series.isna().to_numpy()
+    return keep, series[keep]
+
+
 def _clean_labels(labels: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows with a label, label text per such row). Integer-valued floats print as integers (1, not 1.0)."""
-    values = labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels, dtype=object))
-    if len(values) != n:
-        raise UserError(f"labels has {len(values)} values but there are {n} embeddings")
-    values = values.reset_index(drop=True)
-    keep = ~values.isna().to_numpy()
-    kept = values[keep].infer_objects()
+    keep, kept = _present(labels, n, "labels", "embeddings")
+    kept = kept.infer_objects()
     if pd.api.types.is_float_dtype(kept) and len(kept) and (kept % 1 == 0).all():
         kept = kept.astype(np.int64)  # an integer column that held NaN arrives as floats
     return np.flatnonzero(keep), kept.astype(str).to_numpy()
@@ -446,12 +452,7 @@ _FALSE_TEXT = {"false", "0", "no", "normal", "f", "n"}
 
 
 def _as_bool_labels(is_anomaly: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    values = is_anomaly if isinstance(is_anomaly, pd.Series) else pd.Series(np.asarray(is_anomaly, dtype=object))
-    if len(values) != n:
-        raise UserError(f"is_anomaly has {len(values)} values but there are {n} scores")
-    values = values.reset_index(drop=True)
-    keep = ~values.isna().to_numpy()
-    kept = values[keep]
+    keep, kept = _present(is_anomaly, n, "is_anomaly", "scores")
     numeric = pd.to_numeric(kept, errors="coerce")
     if numeric.notna().all():
         return np.flatnonzero(keep), numeric.to_numpy(dtype=np.float64) != 0
