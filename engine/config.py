@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from engine.errors import UserError
+from engine.errors import UserError, require
 
 OBJECTIVES = ("contrastive", "mfp", "both")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -23,8 +23,7 @@ class ConfigError(UserError):
 
 
 def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
+    require(ok, message, ConfigError)
 
 
 @dataclass(frozen=True)

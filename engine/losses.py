@@ -13,12 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine.config import OBJECTIVES
-from engine.errors import UserError
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise UserError(message)
-
+from engine.errors import require
 
 def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     """NT-Xent (Chen et al. 2020, SimCLR eq. 1) averaged over all 2N anchors.
@@ -32,8 +27,8 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     Shape:
         z1, z2: (N, d) -> scalar
     """
-    _check(z1.shape == z2.shape and z1.dim() == 2, f"z1 and z2 must both be [N, d], got {list(z1.shape)} and {list(z2.shape)}")
-    _check(temperature > 0, f"temperature must be positive, got temperature={temperature!r}")
+    require(z1.shape == z2.shape and z1.dim() == 2, f"z1 and z2 must both be [N, d], got {list(z1.shape)} and {list(z2.shape)}")
+    require(temperature > 0, f"temperature must be positive, got temperature={temperature!r}")
     n = z1.shape[0]
     backward_dtype = torch.bfloat16 if z1.dtype == torch.bfloat16 else torch.float32
     with torch.autocast(device_type=z1.device.type, enabled=False):
@@ -119,8 +114,8 @@ def _mfp_terms(
     cat_weight: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(loss, mean CE over masked categorical cells, mean squared error over masked numeric cells) as tensors."""
-    _check(0.0 <= cat_weight <= 1.0, f"cat_weight must be in [0, 1], got cat_weight={cat_weight!r}")
-    _check(len(cat_logits) == x_cat_true.shape[1], f"got {len(cat_logits)} categorical heads for {x_cat_true.shape[1]} categorical columns")
+    require(0.0 <= cat_weight <= 1.0, f"cat_weight must be in [0, 1], got cat_weight={cat_weight!r}")
+    require(len(cat_logits) == x_cat_true.shape[1], f"got {len(cat_logits)} categorical heads for {x_cat_true.shape[1]} categorical columns")
     device = x_cat_true.device
     zero = torch.zeros((), device=device)
 
@@ -130,7 +125,7 @@ def _mfp_terms(
 
     mse = zero
     if num_pred is not None:
-        _check(num_pred.shape == x_num_true.shape, f"num_pred must have shape {list(x_num_true.shape)}, got {list(num_pred.shape)}")
+        require(num_pred.shape == x_num_true.shape, f"num_pred must have shape {list(x_num_true.shape)}, got {list(num_pred.shape)}")
         error = torch.where(num_mask, num_pred.float() - x_num_true.float(), 0.0)
         mse = error.square().sum() / num_mask.sum().clamp(min=1)
 
@@ -189,15 +184,15 @@ def combined_loss(
     floats for logging: {"loss", "contrastive", "mfp", "mfp_cat", "mfp_num"}; a part the objective
     does not compute is 0.0, so every key is always present.
     """
-    _check(objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got objective={objective!r}")
-    _check(0.0 <= mfp_weight <= 1.0, f"mfp_weight must be in [0, 1], got mfp_weight={mfp_weight!r}")
+    require(objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got objective={objective!r}")
+    require(0.0 <= mfp_weight <= 1.0, f"mfp_weight must be in [0, 1], got mfp_weight={mfp_weight!r}")
     contrastive = mfp = ce = mse = None
     if objective in ("contrastive", "both"):
-        _check(z1 is not None and z2 is not None, f"objective={objective!r} needs z1 and z2")
+        require(z1 is not None and z2 is not None, f"objective={objective!r} needs z1 and z2")
         contrastive = nt_xent(z1, z2, temperature)
     if objective in ("mfp", "both"):
         needed = (cat_logits, x_cat_true, x_num_true, cat_mask, num_mask)
-        _check(all(a is not None for a in needed), f"objective={objective!r} needs cat_logits, x_cat_true, x_num_true, cat_mask and num_mask")
+        require(all(a is not None for a in needed), f"objective={objective!r} needs cat_logits, x_cat_true, x_num_true, cat_mask and num_mask")
         mfp, ce, mse = _mfp_terms(cat_logits, num_pred, x_cat_true, x_num_true, cat_mask, num_mask, cat_weight)
 
     if objective == "contrastive":
@@ -225,7 +220,7 @@ def collapse_diagnostics(z1: Tensor, z2: Tensor) -> dict[str, float]:
     Shape:
         z1, z2: (N, d) with N >= 2 -> dict of floats
     """
-    _check(z1.shape == z2.shape and z1.dim() == 2 and z1.shape[0] >= 2, f"z1 and z2 must both be [N, d] with N >= 2, got {list(z1.shape)} and {list(z2.shape)}")
+    require(z1.shape == z2.shape and z1.dim() == 2 and z1.shape[0] >= 2, f"z1 and z2 must both be [N, d] with N >= 2, got {list(z1.shape)} and {list(z2.shape)}")
     n, d = z1.shape
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     std = z.std(dim=0)

@@ -19,18 +19,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.config import NORMS, ModelConfig
-from engine.errors import UserError
+from engine.errors import require
 
 MASK_INDEX = 0  # the reserved categorical index for "masked / padding"; 1 is UNKNOWN, real categories start at 2
 
 # Dropout draws 16 random bits per cell (see _dropout_multipliers): the drop probability is
 # rounded to a multiple of 2**-16 (0.1 becomes 0.100006), far below anything training can notice.
 _DROPOUT_LEVELS = 1 << 16
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise UserError(message)
 
 
 def _make_norm(norm: str, d: int) -> nn.Module:
@@ -90,13 +85,13 @@ class TabularResNet(nn.Module):
     ) -> None:
         super().__init__()
         cardinalities = [int(c) for c in cardinalities]
-        _check(n_num >= 0, f"n_num must be >= 0, got n_num={n_num!r}")
-        _check(n_num > 0 or len(cardinalities) > 0, "the model has no inputs: n_num=0 and no categorical columns")
-        _check(all(c >= 2 for c in cardinalities), f"every cardinality must be >= 2 (MASK and UNKNOWN are reserved), got cardinalities={cardinalities}")
-        _check(d_model >= 4 and d_model % 4 == 0, f"d_model must be a positive multiple of 4, got d_model={d_model!r}")
-        _check(n_blocks >= 0, f"n_blocks must be >= 0, got n_blocks={n_blocks!r}")
-        _check(0.0 <= dropout < 1.0, f"dropout must be in [0, 1), got dropout={dropout!r}")
-        _check(norm in NORMS, f"norm must be one of {NORMS}, got norm={norm!r}")
+        require(n_num >= 0, f"n_num must be >= 0, got n_num={n_num!r}")
+        require(n_num > 0 or len(cardinalities) > 0, "the model has no inputs: n_num=0 and no categorical columns")
+        require(all(c >= 2 for c in cardinalities), f"every cardinality must be >= 2 (MASK and UNKNOWN are reserved), got cardinalities={cardinalities}")
+        require(d_model >= 4 and d_model % 4 == 0, f"d_model must be a positive multiple of 4, got d_model={d_model!r}")
+        require(n_blocks >= 0, f"n_blocks must be >= 0, got n_blocks={n_blocks!r}")
+        require(0.0 <= dropout < 1.0, f"dropout must be in [0, 1), got dropout={dropout!r}")
+        require(norm in NORMS, f"norm must be one of {NORMS}, got norm={norm!r}")
 
         # NOTE[DIFF]: the tutorial never set self.d_model although later code reads it.
         self.d_model = d_model
@@ -155,9 +150,9 @@ class TabularResNet(nn.Module):
         return self.output_norm(x)
 
     def _check_inputs(self, x_num: Tensor, x_cat: Tensor) -> None:
-        _check(x_num.dim() == 2 and x_num.shape[1] == self.n_num, f"x_num must have shape [N, {self.n_num}], got {list(x_num.shape)}")
-        _check(x_cat.dim() == 2 and x_cat.shape[1] == len(self.cardinalities), f"x_cat must have shape [N, {len(self.cardinalities)}], got {list(x_cat.shape)}")
-        _check(x_num.shape[0] == x_cat.shape[0], f"x_num and x_cat must have the same rows, got {x_num.shape[0]} and {x_cat.shape[0]}")
+        require(x_num.dim() == 2 and x_num.shape[1] == self.n_num, f"x_num must have shape [N, {self.n_num}], got {list(x_num.shape)}")
+        require(x_cat.dim() == 2 and x_cat.shape[1] == len(self.cardinalities), f"x_cat must have shape [N, {len(self.cardinalities)}], got {list(x_cat.shape)}")
+        require(x_num.shape[0] == x_cat.shape[0], f"x_num and x_cat must have the same rows, got {x_num.shape[0]} and {x_cat.shape[0]}")
 
     def _input_layer(self, x_num: Tensor, x_cat: Tensor, num_mask: Tensor | None) -> Tensor:
         """``input_linear(cat([num_linear(x_num), emb_1(x_cat[:, 0]), ..., emb_k(x_cat[:, k - 1])]))``.
@@ -334,7 +329,7 @@ def mask_inputs(
     become 0, the standardised column mean. ``generator`` must live on the inputs' device.
     Returns (x_num_masked, x_cat_masked, num_mask bool [N, n_num], cat_mask bool [N, n_cat]).
     """
-    _check(0.0 <= mask_ratio < 1.0, f"mask_ratio must be in [0, 1), got mask_ratio={mask_ratio!r}")
+    require(0.0 <= mask_ratio < 1.0, f"mask_ratio must be in [0, 1), got mask_ratio={mask_ratio!r}")
     n_rows, n_num = x_num.shape
     # One draw for both blocks of columns: one generator call per batch.
     masked = torch.rand(n_rows, n_num + x_cat.shape[1], generator=generator, device=x_num.device) < mask_ratio
